@@ -1,0 +1,125 @@
+# Raspberry Pi 3 teaching kernel and its conformance suite.
+#
+#   make               build/kernel8.img (demo) and build/kernel8-test.img (test mode)
+#   make qemu          boot the demo in QEMU raspi3b on this terminal
+#   make qemu-test     boot the test image on this terminal (type `list`, `run clone_twice 42`)
+#   make check         the conformance suite against the bundled kernel
+#   make check KERNEL=path/to/kernel8.img   ... against any image
+#   make test          everything: harness self-tests, the suite, the broken-kernel proofs
+#   make bench         timing figures (not a test)
+#
+# Options: CONSOLE=mini|pl011 (default mini), PYTHON=/usr/bin/python3,
+#          PYTEST_ARGS=... (extra pytest arguments), CROSS=aarch64-linux-gnu-
+
+CROSS   ?= aarch64-linux-gnu-
+CC      := $(CROSS)gcc
+LD      := $(CROSS)ld
+OBJCOPY := $(CROSS)objcopy
+NM      := $(CROSS)nm
+QEMU    ?= qemu-system-aarch64
+PYTHON  ?= /usr/bin/python3
+CONSOLE ?= mini
+B       := build
+
+ifeq ($(filter $(CONSOLE),mini pl011),)
+$(error CONSOLE must be 'mini' or 'pl011', not '$(CONSOLE)')
+endif
+
+ARCHFLAGS := -mcpu=cortex-a53 -mgeneral-regs-only -mstrict-align
+CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-builtin \
+          -nostdlib -fno-stack-protector -fno-pie -fno-pic -fno-common \
+          -fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables \
+          $(ARCHFLAGS) -MMD -MP
+KFLAGS := $(CFLAGS) -Ikernel/include -I$(B)/gen -DCONSOLE_NAME='"$(CONSOLE)"'
+UFLAGS := $(CFLAGS) -Ikernel/include -Ikernel/user
+
+# Kernel sources: every kernel/*.c and *.S, with exactly one console driver.
+KSRC := $(filter-out kernel/uart_%.c kernel/asm-offsets.c,$(wildcard kernel/*.c)) \
+        kernel/uart_$(CONSOLE).c $(wildcard kernel/*.S)
+# EL0 sources: the user library and demo, and (test image only) the scenarios.
+USRC := $(wildcard kernel/user/*.c kernel/user/*.S)
+SSRC := $(wildcard tests/scenarios/*.c tests/scenarios/*.S)
+
+kobj = $(patsubst kernel/%,$(B)/$(1)/%.o,$(KSRC))
+DEMO_OBJ := $(call kobj,demo)
+TEST_OBJ := $(call kobj,test)
+USER_OBJ := $(patsubst kernel/user/%,$(B)/user/%.o,$(USRC))
+SCEN_OBJ := $(patsubst tests/scenarios/%,$(B)/scenarios/%.o,$(SSRC))
+
+IMAGES := $(B)/kernel8.img $(B)/kernel8-test.img
+
+.PHONY: all qemu qemu-test check test bench deps clean FORCE
+all: $(IMAGES)
+
+# A stamp that changes when CONSOLE does, so a switch rebuilds everything.
+$(B)/config: FORCE
+	@mkdir -p $(B); echo "CONSOLE=$(CONSOLE)" > $@.new; \
+	 cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
+
+# Offsets shared by C and assembly, generated from the C structs.
+$(B)/gen/asm-offsets.h: kernel/asm-offsets.c $(B)/config
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(KFLAGS)) -S -o $@.s $<
+	sed -n 's/.*->\([A-Z_0-9]*\) [#$$]*\(-*[0-9][0-9]*\).*/#define \1 \2/p' $@.s > $@
+	rm -f $@.s
+
+$(B)/demo/%.o: kernel/% $(B)/config $(B)/gen/asm-offsets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(KFLAGS) -DKT_TEST=0 -c -o $@ $<
+$(B)/test/%.o: kernel/% $(B)/config $(B)/gen/asm-offsets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(KFLAGS) -DKT_TEST=1 -c -o $@ $<
+$(B)/user/%.o: kernel/user/% $(B)/config
+	@mkdir -p $(dir $@)
+	$(CC) $(UFLAGS) -c -o $@ $<
+$(B)/scenarios/%.o: tests/scenarios/% $(B)/config
+	@mkdir -p $(dir $@)
+	$(CC) $(UFLAGS) -c -o $@ $<
+
+# EL0 code is linked on its own first: it must not reference a single kernel
+# symbol (it reaches the kernel by svc only), and only user_entry stays global.
+define userland
+	$(LD) -r -o $@ $^
+	@undef=$$($(NM) -u $@); if [ -n "$$undef" ]; then \
+	  echo "error: EL0 code references symbols it does not define (kernel functions or libc?):" >&2; \
+	  echo "$$undef" >&2; rm -f $@; exit 1; fi
+	$(OBJCOPY) --keep-global-symbol=user_entry $@
+endef
+$(B)/demo/userland.o: $(USER_OBJ)
+	$(userland)
+$(B)/test/userland.o: $(USER_OBJ) $(SCEN_OBJ)
+	$(userland)
+
+$(B)/kernel8.elf: $(DEMO_OBJ) $(B)/demo/userland.o kernel/linker.ld
+	$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(DEMO_OBJ) $(B)/demo/userland.o
+$(B)/kernel8-test.elf: $(TEST_OBJ) $(B)/test/userland.o kernel/linker.ld
+	$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(TEST_OBJ) $(B)/test/userland.o
+$(B)/%.img: $(B)/%.elf
+	$(OBJCOPY) -O binary $< $@
+
+# QEMU on this terminal. Serial #1 is the PL011, #2 the mini UART.
+SERIAL_mini  := -serial null -serial stdio
+SERIAL_pl011 := -serial stdio
+QEMU_RUN := $(QEMU) -M raspi3b -display none -monitor none -no-reboot \
+            -semihosting-config enable=on,target=native $(SERIAL_$(CONSOLE))
+qemu: $(B)/kernel8.img
+	$(QEMU_RUN) -kernel $<
+qemu-test: $(B)/kernel8-test.img
+	$(QEMU_RUN) -kernel $<
+
+# The Python side runs with Debian's interpreter and packages.
+deps:
+	@sh tools/ensure-deps.sh
+
+KERNEL_ARG := $(if $(KERNEL),--kernel $(KERNEL))
+check: deps $(if $(KERNEL),,all)
+	$(PYTHON) -m pytest tests/scenarios $(KERNEL_ARG) $(PYTEST_ARGS)
+test: deps all
+	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+bench: deps all
+	$(PYTHON) -m harness.bench
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

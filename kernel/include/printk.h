@@ -1,0 +1,17 @@
+/* printk.h: kernel console output. */
+#ifndef PRINTK_H
+#define PRINTK_H
+
+#include "types.h"
+
+/* console_putc: one byte to the console, '\n' sent as "\r\n". */
+void console_putc(char c);
+
+/* console_puts: a C string to the console. */
+void console_puts(const char *s);
+
+/* kprintf: format to the console: %s %c %d %u %x %lx %ld %lu %p, %%.
+ * The format is always kernel text, never user text. */
+void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

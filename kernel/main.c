@@ -1,0 +1,41 @@
+/* main.c: kernel_main, a straight sequence of initialisations, then the
+ * demo (normal image) or the command loop (test image). */
+#include "events.h"
+#include "mm.h"
+#include "printk.h"
+#include "run.h"
+#include "sched.h"
+#include "trap.h"
+#include "uart.h"
+
+extern u64 boot_el;
+
+#if KT_TEST
+#define IMAGE_MODE "test"
+#else
+#define IMAGE_MODE "demo"
+#endif
+
+/* The image note: tools learn the console and mode from the file alone. */
+__attribute__((used)) static const char image_note[] =
+    "KTIMAGE proto=1 console=" CONSOLE_NAME " mode=" IMAGE_MODE;
+
+void kernel_main(void);
+
+/* kernel_main: called once by boot.S on core 0 at EL1, IRQs masked. */
+void kernel_main(void)
+{
+    uart_init();       /* console first, so everything after can speak */
+    mm_init();         /* all pool pages free */
+    sched_init();      /* this thread becomes task 0, the idle task */
+#if KT_TEST
+    ev_boot();
+    testmode_main();
+#else
+    kprintf("Raspberry Pi 3 teaching kernel: entered at EL%lu, running at EL1\n", boot_el);
+    const struct user_scenario *demo = scenario_find("demo");
+    if (!demo)
+        panic("main", 0, 0, 0, "no demo program linked");
+    run_start(demo, 0);
+#endif
+}
