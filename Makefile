@@ -20,6 +20,9 @@ QEMU    ?= qemu-system-aarch64
 PYTHON  ?= /usr/bin/python3
 CONSOLE ?= mini
 B       := build
+V       ?= 0
+Q       := $(if $(filter 1,$(V)),,@)
+say      = $(if $(Q),@printf '  %-8s %s\n' '$(1)' '$(2)';)
 
 ifeq ($(filter $(CONSOLE),mini pl011),)
 $(error CONSOLE must be 'mini' or 'pl011', not '$(CONSOLE)')
@@ -59,31 +62,37 @@ $(B)/config: FORCE
 # Offsets shared by C and assembly, generated from the C structs.
 $(B)/gen/asm-offsets.h: kernel/asm-offsets.c $(B)/config
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -MMD -MP,$(KFLAGS)) -S -o $@.s $<
-	sed -n 's/.*->\([A-Z_0-9]*\) [#$$]*\(-*[0-9][0-9]*\).*/#define \1 \2/p' $@.s > $@
-	rm -f $@.s
+	$(call say,GEN,$@)
+	$(Q)$(CC) $(filter-out -MMD -MP,$(KFLAGS)) -S -o $@.s $<
+	$(Q)sed -n 's/.*->\([A-Z_0-9]*\) [#$$]*\(-*[0-9][0-9]*\).*/#define \1 \2/p' $@.s > $@
+	$(Q)rm -f $@.s
 
 $(B)/demo/%.o: kernel/% $(B)/config $(B)/gen/asm-offsets.h
 	@mkdir -p $(dir $@)
-	$(CC) $(KFLAGS) -DKT_TEST=0 -c -o $@ $<
+	$(call say,CC,$@)
+	$(Q)$(CC) $(KFLAGS) -DKT_TEST=0 -c -o $@ $<
 $(B)/test/%.o: kernel/% $(B)/config $(B)/gen/asm-offsets.h
 	@mkdir -p $(dir $@)
-	$(CC) $(KFLAGS) -DKT_TEST=1 -c -o $@ $<
+	$(call say,CC,$@)
+	$(Q)$(CC) $(KFLAGS) -DKT_TEST=1 -c -o $@ $<
 $(B)/user/%.o: kernel/user/% $(B)/config
 	@mkdir -p $(dir $@)
-	$(CC) $(UFLAGS) -c -o $@ $<
+	$(call say,CC,$@)
+	$(Q)$(CC) $(UFLAGS) -c -o $@ $<
 $(B)/scenarios/%.o: tests/scenarios/% $(B)/config
 	@mkdir -p $(dir $@)
-	$(CC) $(UFLAGS) -c -o $@ $<
+	$(call say,CC,$@)
+	$(Q)$(CC) $(UFLAGS) -c -o $@ $<
 
 # EL0 code is linked on its own first: it must not reference a single kernel
 # symbol (it reaches the kernel by svc only), and only user_entry stays global.
 define userland
-	$(LD) -r -o $@ $^
+	$(call say,LD,$@)
+	$(Q)$(LD) -r -o $@ $^
 	@undef=$$($(NM) -u $@); if [ -n "$$undef" ]; then \
 	  echo "error: EL0 code references symbols it does not define (kernel functions or libc?):" >&2; \
 	  echo "$$undef" >&2; rm -f $@; exit 1; fi
-	$(OBJCOPY) --keep-global-symbol=user_entry $@
+	$(Q)$(OBJCOPY) --keep-global-symbol=user_entry $@
 endef
 $(B)/demo/userland.o: $(USER_OBJ)
 	$(userland)
@@ -91,11 +100,14 @@ $(B)/test/userland.o: $(USER_OBJ) $(SCEN_OBJ)
 	$(userland)
 
 $(B)/kernel8.elf: $(DEMO_OBJ) $(B)/demo/userland.o kernel/linker.ld
-	$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(DEMO_OBJ) $(B)/demo/userland.o
+	$(call say,LD,$@)
+	$(Q)$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(DEMO_OBJ) $(B)/demo/userland.o
 $(B)/kernel8-test.elf: $(TEST_OBJ) $(B)/test/userland.o kernel/linker.ld
-	$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(TEST_OBJ) $(B)/test/userland.o
+	$(call say,LD,$@)
+	$(Q)$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(TEST_OBJ) $(B)/test/userland.o
 $(B)/%.img: $(B)/%.elf
-	$(OBJCOPY) -O binary $< $@
+	$(call say,OBJCOPY,$@)
+	$(Q)$(OBJCOPY) -O binary $< $@
 
 # QEMU on this terminal. Serial #1 is the PL011, #2 the mini UART.
 SERIAL_mini  := -serial null -serial stdio

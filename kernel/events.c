@@ -10,7 +10,8 @@
 #if KT_TEST
 
 extern u64 boot_el;
-static u64 next_seq; /* seq of the next marker */
+static u64 next_seq;   /* seq of the next marker */
+static bool line_open; /* a marker line has begun and not ended */
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -40,9 +41,14 @@ static void put_hex(u64 v)
         console_putc(hexdigits[(v >> shift) & 0xf]);
 }
 
-/* begin: start a marker line of the given kind. */
+/* begin: start a marker line of the given kind. If a fault cut the
+ * previous marker short (a panic inside an ev_* call), end that line
+ * first so the new marker still starts a line. */
 static void begin(const char *kind)
 {
+    if (line_open)
+        console_putc('\n');
+    line_open = true;
     console_puts("@KT ");
     put_udec(next_seq++);
     console_putc(' ');
@@ -106,6 +112,7 @@ static void f_cstr(const char *k, const char *s)
 static void end(void)
 {
     console_putc('\n');
+    line_open = false;
 }
 
 void ev_boot(void)
