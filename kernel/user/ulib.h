@@ -4,6 +4,8 @@
 #ifndef ULIB_H
 #define ULIB_H
 
+#include <stdarg.h> /* GCC's own, freestanding */
+
 #include "uapi/syscall.h"
 #include "uapi/scenario.h"
 
@@ -19,5 +21,59 @@ long u_clone(long (*fn)(unsigned long), unsigned long arg, void *stack);
 void u_exit(void) __attribute__((noreturn));
 long u_syscall(unsigned long x8, unsigned long a0, unsigned long a1,
                unsigned long a2);
+
+/* --- ulib.c: strings, formatting, output, PRNG, busy waits --- */
+
+#define U_PRINTF_MAX 512 /* longest line u_printf formats (then truncates) */
+
+/* Number of bytes before the first NUL of s. */
+unsigned long u_strlen(const char *s);
+/* Fill n bytes at p with byte b (a loop: no memset for GCC to call). */
+void u_fill(void *p, int b, unsigned long n);
+/* Fill n 8-byte words at p (8-aligned) with v. */
+void u_fill64(u64 *p, u64 v, unsigned long n);
+/* Copy n bytes from src to dst (regions must not overlap). */
+void u_copy(void *dst, const void *src, unsigned long n);
+/* 1 if the n bytes at a and b are equal, else 0. */
+int u_equal(const void *a, const void *b, unsigned long n);
+
+/* Format into buf (at most n bytes, always NUL-terminated when n > 0).
+ * Conversions: %s %c %d %u %x %ld %lu %lx %p %%, with an optional '0' flag
+ * and width (e.g. %016lx). Returns the length the result would have had. */
+int u_vsnprintf(char *buf, unsigned long n, const char *fmt, va_list ap);
+int u_snprintf(char *buf, unsigned long n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Format (at most U_PRINTF_MAX-1 bytes) and write it with ONE write
+ * syscall, so the harness attributes the whole line to this task.
+ * Returns write's result. */
+long u_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The seed PRNG: splitmix64, exactly as docs/protocol.md and
+ * harness.prng.SplitMix64 (seed 0 gives 0xe220a8397b1dcdaf first). */
+struct u_rng {
+    unsigned long state;
+};
+void u_rng_seed(struct u_rng *r, unsigned long seed);
+unsigned long u_rng_next(struct u_rng *r);
+
+/* Busy-wait for about `iterations` loop turns (2 instructions each);
+ * the loop is asm, so the compiler cannot delete it. */
+void u_spin(unsigned long iterations);
+
+/* --- uregs.S: register-level probes --- */
+#define U_REGS_IN  32 /* in[0..30] = x0..x30, in[31] = NZCV (bits 31..28) */
+#define U_REGS_OUT 34 /* out[0..30] = x0..x30, [31] NZCV, [32] sp after, [33] sp before */
+/* Load x0..x30 and NZCV from in, `svc #0`, store x0..x30, NZCV and sp
+ * (after and before the svc) to out. x8 (the number) comes from in[8].
+ * Callee-saved registers are kept for the C caller. Returns out[0]. */
+long u_regs_svc(const u64 in[U_REGS_IN], u64 out[U_REGS_OUT]);
+/* Like u_regs_svc, but instead of the svc it busy-waits: x0 counts down
+ * from in[0] (which must be > 0) with `sub` and `cbnz` only (no flags, no
+ * other register), so every other register and NZCV must survive timer
+ * interrupts and context switches. out[0] is 0 when the loop ends. */
+void u_regs_spin(const u64 in[U_REGS_IN], u64 out[U_REGS_OUT]);
+/* Print out[] as five lines "<tag> x0=0x.. .. x7=0x..", .., "<tag> x24=..
+ * x30=..", "<tag> nzcv=0x.. sp=0x.. sp0=0x.." (sp0 = sp before). */
+void u_print_regs(const char *tag, const u64 out[U_REGS_OUT]);
 
 #endif
