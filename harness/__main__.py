@@ -1,0 +1,96 @@
+"""Command line: ``python -m harness list|run`` (for a person at a terminal).
+
+    python -m harness list [--kernel IMG]
+    python -m harness run <scenario> [--kernel IMG] [--seed N] [--deterministic] [--timeout S]
+
+``run`` streams the console live, then prints one summary line; it exits 0
+when the run ended with ``end reason=all_exited``, 1 on a verdict (a panic
+included), 2 on a usage error. It judges no rule: that is pytest's job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from .build import ensure_built
+from .errors import HarnessError
+from .image import CONSOLES
+from .qemu import DEFAULT_QEMU
+from .runner import (DEFAULT_KERNEL, SEED_MAX, TRANSCRIPT_DIR, RunConfig, list_scenarios,
+                     run_scenario)
+from .text import encode
+
+
+def _seed(text: str) -> int:
+    value = int(text, 0)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError("seed must be in 0..2**64-1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kernel", type=Path, help=f"kernel image (default: {DEFAULT_KERNEL}, "
+                        "built with make if missing)")
+    common.add_argument("--qemu", default=DEFAULT_QEMU, help="QEMU executable")
+    common.add_argument("--console", choices=CONSOLES, help="console UART (default: the image note's, else mini)")
+    common.add_argument("--boot-timeout", type=float, default=5.0, metavar="S")
+    common.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                        help="seconds the command may take once sent")
+    common.add_argument("--deterministic", action="store_true", help="run QEMU with -icount")
+    top = argparse.ArgumentParser(prog="python -m harness", description="Boot the kernel under "
+                                  "test in QEMU and list its scenarios or run one.")
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", parents=[common], help="boot and list the kernel's scenarios")
+    run = sub.add_parser("run", parents=[common], help="run one scenario, streaming the console")
+    run.add_argument("scenario")
+    run.add_argument("--seed", type=_seed, help="default: random (printed)")
+    return top
+
+
+def _stream(line: str) -> None:
+    sys.stdout.buffer.write(encode(line) + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    root = Path.cwd()
+    kernel = args.kernel
+    if kernel is None:
+        kernel = root / DEFAULT_KERNEL
+        ensure_built(kernel, [DEFAULT_KERNEL], root)
+    return RunConfig(kernel=kernel, qemu=args.qemu, console=args.console,
+                     deterministic=args.deterministic, boot_timeout=args.boot_timeout,
+                     run_timeout=args.timeout, transcript_dir=root / TRANSCRIPT_DIR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        cfg = _config(args)
+        if args.command == "list":
+            for name in list_scenarios(cfg):
+                print(name)
+            return 0
+        seed = random.getrandbits(64) if args.seed is None else args.seed
+        print(f"# run {args.scenario} {seed}", file=sys.stderr, flush=True)
+        t = run_scenario(cfg, args.scenario, seed, on_line=_stream)
+    except HarnessError as e:
+        print(str(e), file=sys.stderr)
+        if e.path is not None:
+            print(f"transcript: {e.path}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # a scenario name or seed that cannot be sent
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"# ended: reason={t.end.reason}, {len(t.events)} markers, QEMU exit status "
+          f"{t.exit_code}; transcript: {t.path}; replay: --seed {t.seed}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

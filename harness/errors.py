@@ -1,0 +1,112 @@
+"""Verdicts: why a run gave no transcript fit for judging.
+
+Each verdict is an exception whose ``str()`` is ONE line naming the verdict
+and the cause (``KernelSilent: no ready marker within 5 s ...``). It carries
+the console lines seen so far; ``report()`` adds the last ones and the path
+of the saved transcript. A verdict is about the run, not about a rule of the
+system-call contract: those are judged by tests (harness.judge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .esr import describe
+from .events import End, Panic
+from .text import excerpt, printable
+
+APT_QEMU = "apt-get install --no-install-recommends qemu-system-arm"
+
+
+class HarnessError(Exception):
+    """Base of all verdicts.
+
+    ``lines``: the console lines seen before the verdict (the runner fills
+    them in); ``path``: where they were saved, if they were.
+    """
+
+    TAIL_LINES = 20
+
+    def __init__(self, summary: str, lines: Sequence[str] = (), path: Path | None = None) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.lines = list(lines)
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}: {self.summary}"
+
+    def tail(self) -> list[str]:
+        """The last TAIL_LINES console lines, numbered."""
+        n = len(self.lines)
+        return excerpt(self.lines, n - self.TAIL_LINES + 1, n)
+
+    def report(self) -> str:
+        """The one-line verdict, then the console tail and the transcript path."""
+        parts = [str(self)]
+        if self.lines:
+            parts.append(f"--- last {min(len(self.lines), self.TAIL_LINES)} of "
+                         f"{len(self.lines)} console lines ---")
+            parts.extend(self.tail())
+        else:
+            parts.append("--- the console printed nothing ---")
+        if self.path is not None:
+            parts.append(f"full transcript: {self.path}")
+        return "\n".join(parts)
+
+
+class QemuNotFound(HarnessError):
+    """The QEMU executable is not there."""
+
+    def __init__(self, qemu: str) -> None:
+        super().__init__(f"cannot run {qemu!r}: not found or not executable; "
+                         f"install it with `{APT_QEMU}` or pass --qemu PATH")
+
+
+class ImageError(HarnessError):
+    """The kernel image is missing or is not an AArch64 kernel image."""
+
+
+class KernelSilent(HarnessError):
+    """No ready marker within the boot timeout."""
+
+
+class KernelDied(HarnessError):
+    """QEMU exited before the end of the run."""
+
+
+class RunTimeout(HarnessError):
+    """The run did not end (or QEMU did not exit) within its timeout."""
+
+
+class OutputFlood(HarnessError):
+    """The console printed more than the harness keeps."""
+
+
+class CommandRejected(HarnessError):
+    """The kernel answered the harness's command with an ``error`` marker."""
+
+
+class ProtocolError(HarnessError):
+    """The console broke docs/protocol.md; names the line."""
+
+    def __init__(self, line: int, problem: str, raw: str | None = None) -> None:
+        shown = "" if raw is None else f": {printable(raw, 160)!r}"
+        super().__init__(f"line {line}: {problem}{shown}")
+        self.line = line
+        self.problem = problem
+
+
+class KernelPanic(HarnessError):
+    """The run ended with ``end reason=panic``; decodes the panic marker."""
+
+    def __init__(self, panic: Panic | None, end: End) -> None:
+        if panic is None:
+            summary = f"the run ended with reason=panic (line {end.line}) but no panic marker came before it"
+        else:
+            summary = (f"kernel panic (line {panic.line}) in vector {printable(panic.vector)!r}: "
+                       f"{printable(panic.what)!r}; {describe(panic.esr)}, ESR 0x{panic.esr:x}, "
+                       f"ELR 0x{panic.elr:x}, FAR 0x{panic.far:x}")
+        super().__init__(summary)
+        self.panic = panic

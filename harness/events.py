@@ -1,0 +1,233 @@
+"""Typed events: one frozen dataclass per marker kind (docs/harness-api.md).
+
+Every event has ``seq`` (the marker's sequence number), ``line`` (1-based
+line number in the transcript) and ``raw`` (the marker line itself), then
+the kind's fields in wire order. Each field's metadata says how it is
+written on the wire; harness.protocol reads the grammar from here, so this
+file is the one place a kind or a field is declared.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+
+class Fmt(enum.Enum):
+    """How a field's value is written on the wire."""
+
+    DEC = "decimal"  #: unsigned decimal -> int
+    SDEC = "signed decimal"  #: optionally negative decimal -> int
+    HEX = "hex"  #: 0x + lower-case hex digits -> int
+    NAME = "name"  #: bare [a-z0-9_]+ token -> str
+    TEXT = "quoted"  #: quoted string -> str (latin-1, one char per byte)
+    BYTES = "quoted bytes"  #: quoted string -> bytes
+
+
+def _wire(fmt: Fmt, *, key: str | None = None, choices: tuple[Any, ...] = (),
+          optional: bool = False) -> Any:
+    """Declare a field: its wire format, wire key (if not the Python name),
+    allowed values (empty: any), and whether it may be absent."""
+    return field(metadata={"fmt": fmt, "key": key, "choices": choices,
+                           "optional": optional})
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A field as harness.protocol sees it."""
+
+    key: str  #: name on the wire, e.g. "from"
+    name: str  #: Python attribute name, e.g. "from_"
+    fmt: Fmt
+    choices: tuple[Any, ...]
+    optional: bool
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of all events. ``KIND`` is the marker kind on the wire."""
+
+    KIND: ClassVar[str] = ""
+    seq: int
+    line: int
+    raw: str
+
+    @classmethod
+    def field_specs(cls) -> tuple[FieldSpec, ...]:
+        """The kind's own fields (not seq/line/raw), in wire order."""
+        return tuple(
+            FieldSpec(f.metadata["key"] or f.name, f.name, f.metadata["fmt"],
+                      f.metadata["choices"], f.metadata["optional"])
+            for f in fields(cls) if "fmt" in f.metadata)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """A console line that is not a marker (echo, QEMU's own messages...)."""
+
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Boot(Event):
+    KIND = "boot"
+    proto: int = _wire(Fmt.DEC, choices=(1,))
+    console: str = _wire(Fmt.NAME, choices=("mini", "pl011"))
+    el: int = _wire(Fmt.DEC)
+    nr_tasks: int = _wire(Fmt.DEC)
+    hz: int = _wire(Fmt.DEC)
+    nr_syscalls: int = _wire(Fmt.DEC)
+    page_size: int = _wire(Fmt.DEC)
+    pool_base: int = _wire(Fmt.HEX)
+    pool_pages: int = _wire(Fmt.DEC)
+    kernel_base: int = _wire(Fmt.HEX)
+    kernel_end: int = _wire(Fmt.HEX)
+    user_base: int = _wire(Fmt.HEX)
+    user_end: int = _wire(Fmt.HEX)
+    write_max: int = _wire(Fmt.DEC)
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    KIND = "ready"
+
+
+@dataclass(frozen=True)
+class ScenarioName(Event):
+    KIND = "scenario"
+    name: str = _wire(Fmt.NAME)
+
+
+@dataclass(frozen=True)
+class ListEnd(Event):
+    KIND = "list_end"
+    count: int = _wire(Fmt.DEC)
+
+
+@dataclass(frozen=True)
+class CommandError(Event):
+    """The kernel refused a command line. The wire field ``line`` is
+    ``line_`` here, because ``line`` is already the transcript line number."""
+
+    KIND = "error"
+    what: str = _wire(Fmt.NAME, choices=("unknown_command", "unknown_scenario",
+                                         "bad_seed", "line_too_long"))
+    line_: str = _wire(Fmt.TEXT, key="line")
+
+
+@dataclass(frozen=True)
+class Start(Event):
+    KIND = "start"
+    scenario: str = _wire(Fmt.NAME)
+    seed: int = _wire(Fmt.DEC)
+
+
+@dataclass(frozen=True)
+class Task(Event):
+    KIND = "task"
+    pid: int = _wire(Fmt.DEC)
+    parent: int = _wire(Fmt.DEC)
+    state: str = _wire(Fmt.NAME, choices=("new", "user", "zombie", "reaped"))
+    reason: str = _wire(Fmt.NAME, choices=("scenario", "clone", "entry", "exit",
+                                           "fault", "slot_reuse"))
+
+
+@dataclass(frozen=True)
+class Switch(Event):
+    KIND = "switch"
+    from_: int = _wire(Fmt.DEC, key="from")
+    to: int = _wire(Fmt.DEC)
+
+
+@dataclass(frozen=True)
+class Tick(Event):
+    KIND = "tick"
+    pid: int = _wire(Fmt.DEC)
+    n: int = _wire(Fmt.DEC)
+
+
+@dataclass(frozen=True)
+class Sys(Event):
+    """A system call. ``ret`` is None for exit (nr 3), whose marker comes at
+    entry; an exit with a ``ret`` is one that returned (the kernel broke
+    "exit never returns", which judges check)."""
+
+    KIND = "sys"
+    pid: int = _wire(Fmt.DEC)
+    nr: int = _wire(Fmt.DEC)
+    x8: int = _wire(Fmt.HEX)
+    a0: int = _wire(Fmt.HEX)
+    a1: int = _wire(Fmt.HEX)
+    a2: int = _wire(Fmt.HEX)
+    ret: int | None = _wire(Fmt.SDEC, optional=True)
+
+
+@dataclass(frozen=True)
+class Out(Event):
+    KIND = "out"
+    pid: int = _wire(Fmt.DEC)
+    len: int = _wire(Fmt.DEC)
+    data: bytes = _wire(Fmt.BYTES)
+
+
+@dataclass(frozen=True)
+class PAlloc(Event):
+    KIND = "palloc"
+    pid: int = _wire(Fmt.DEC)
+    addr: int = _wire(Fmt.HEX)
+
+
+@dataclass(frozen=True)
+class PFree(Event):
+    KIND = "pfree"
+    pid: int = _wire(Fmt.DEC)
+    addr: int = _wire(Fmt.HEX)
+
+
+@dataclass(frozen=True)
+class PMove(Event):
+    KIND = "pmove"
+    from_: int = _wire(Fmt.DEC, key="from")
+    to: int = _wire(Fmt.DEC)
+    addr: int = _wire(Fmt.HEX)
+
+
+@dataclass(frozen=True)
+class Fault(Event):
+    KIND = "fault"
+    pid: int = _wire(Fmt.DEC)
+    ec: int = _wire(Fmt.HEX)
+    esr: int = _wire(Fmt.HEX)
+    elr: int = _wire(Fmt.HEX)
+    far: int = _wire(Fmt.HEX)
+    what: str = _wire(Fmt.TEXT)
+
+
+@dataclass(frozen=True)
+class Panic(Event):
+    KIND = "panic"
+    vector: str = _wire(Fmt.TEXT)
+    esr: int = _wire(Fmt.HEX)
+    elr: int = _wire(Fmt.HEX)
+    far: int = _wire(Fmt.HEX)
+    what: str = _wire(Fmt.TEXT)
+
+
+@dataclass(frozen=True)
+class AllExited(Event):
+    KIND = "all_exited"
+
+
+@dataclass(frozen=True)
+class End(Event):
+    KIND = "end"
+    count: int = _wire(Fmt.DEC)
+    reason: str = _wire(Fmt.NAME, choices=("all_exited", "panic"))
+
+
+#: Every kind the protocol defines, by its wire name.
+KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
+    Boot, Ready, ScenarioName, ListEnd, CommandError, Start, Task, Switch,
+    Tick, Sys, Out, PAlloc, PFree, PMove, Fault, Panic, AllExited, End)}

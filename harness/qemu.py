@@ -1,0 +1,215 @@
+"""QEMU on a pseudo-terminal: the command line, reading the console, cleanup.
+
+``Qemu`` is a context manager. However the block is left (normally, by a
+verdict, by KeyboardInterrupt), QEMU is killed if it still runs, reaped, and
+its pty closed. Should the harness process itself die (SIGKILL, a crashed
+xdist worker), the kernel sends QEMU SIGKILL (PR_SET_PDEATHSIG), and closing
+the pty master hangs up QEMU's session. No QEMU outlives its run.
+
+Reading uses select() + os.read() on the pty in large chunks (see GATHER)
+and splits lines incrementally; pexpect's expect() is never used. pexpect's own
+read_nonblocking is not used either: after EOF it waits for the child
+with a blocking waitpid(), which would let a process that closes its
+terminal but keeps running escape every timeout.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import errno
+import os
+import select
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import pexpect
+
+from .errors import QemuNotFound
+from .text import decode
+
+DEFAULT_QEMU = "qemu-system-aarch64"
+SERIAL = {
+    "mini": ["-serial", "null", "-serial", "stdio"],  # serial 1 is the PL011, 2 the mini UART
+    "pl011": ["-serial", "stdio"],
+}
+DETERMINISTIC = ["-icount", "shift=0,align=off,sleep=off", "-rtc", "clock=vm"]
+CHUNK = 1 << 16  #: bytes asked of os.read at a time
+#: QEMU writes the console a few bytes per write(); reading each dribble as it
+#: comes costs a wake-up per few bytes (thousands per run). So once select()
+#: says data is there, the reader lets this long pass to gather more before it
+#: reads: at most ~1000 wake-ups a second, ~1 ms of latency. The pty buffers
+#: far more than QEMU's UART emits in that time, so QEMU never waits for it.
+GATHER = 0.001
+TERM_GRACE = 0.05  #: seconds between pexpect's terminate() escalation steps
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def qemu_argv(qemu: str, kernel: Path, console: str, deterministic: bool) -> list[str]:
+    """The QEMU command line for one boot of ``kernel`` with ``console`` on stdio."""
+    argv = [qemu, "-M", "raspi3b", "-kernel", str(kernel), "-display", "none",
+            "-monitor", "none", "-no-reboot", "-semihosting-config", "enable=on,target=native",
+            *SERIAL[console]]
+    return argv + DETERMINISTIC if deterministic else argv
+
+
+def find_qemu(qemu: str) -> str:
+    """The full path of the QEMU executable ``qemu``; QemuNotFound if there is none."""
+    found = shutil.which(qemu)
+    if found is None:
+        raise QemuNotFound(qemu)
+    return found
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGKILL when ``parent`` dies."""
+    def preexec() -> None:
+        if _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    return preexec
+
+
+class ReadTimeout(Exception):
+    """The deadline passed before a whole line arrived."""
+
+
+class OutputLimit(Exception):
+    """QEMU printed more than ``max_output`` bytes."""
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How QEMU ended: an exit code, or the signal that killed it."""
+
+    code: int | None
+    signal: int | None
+
+    def __str__(self) -> str:
+        if self.code is not None:
+            return f"exit status {self.code}"
+        return f"killed by signal {self.signal} ({signal.Signals(self.signal).name})"
+
+
+class Qemu:
+    """One QEMU process and its console (see the module docstring).
+
+    ``max_output``: the most console bytes kept; past it read_line raises
+    OutputLimit (after handing out the lines that fit).
+    """
+
+    def __init__(self, argv: list[str], max_output: int) -> None:
+        self.argv = argv
+        self.max_output = max_output
+        self.bytes_read = 0
+        self.pid: int | None = None  #: QEMU's process id, kept after close() for checks
+        self._child: pexpect.spawn | None = None
+        self._lines: collections.deque[str] = collections.deque()
+        self._partial = bytearray()  # bytes after the last line end
+        self._eof = False
+        self._flooded = False
+
+    def __enter__(self) -> Qemu:
+        child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=None, echo=False,
+                              preexec_fn=_die_with_parent(os.getpid()))
+        self._child, self.pid = child, child.pid
+        child.delaybeforesend = None
+        child.delayafterclose = child.ptyproc.delayafterclose = 0
+        child.delayafterterminate = child.ptyproc.delayafterterminate = TERM_GRACE
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def send(self, text: str) -> None:
+        """Type ``text`` on QEMU's console. If QEMU has already hung up, the
+        text is lost and the next read_line reports the end of the console."""
+        assert self._child is not None, "QEMU is not running"
+        try:
+            self._child.send(text.encode("ascii"))
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+
+    def read_line(self, deadline: float) -> str | None:
+        """The next console line without its line end; None once QEMU has
+        closed the console (an unterminated last fragment comes out as a line
+        first). ``deadline`` is a time.monotonic() value; raises ReadTimeout
+        when it passes, OutputLimit past max_output bytes."""
+        while not self._lines:
+            if self._flooded:
+                raise OutputLimit()
+            if self._eof:
+                return None
+            self._fill(deadline)
+        return self._lines.popleft()
+
+    def _fill(self, deadline: float) -> None:
+        assert self._child is not None, "QEMU is not running"
+        fd = self._child.child_fd
+        timeout = deadline - time.monotonic()
+        if timeout <= 0 or not select.select([fd], [], [], timeout)[0]:
+            raise ReadTimeout()
+        time.sleep(GATHER)
+        try:
+            chunk = os.read(fd, CHUNK)
+        except OSError as e:  # Linux reports a hung-up pty master as EIO
+            if e.errno != errno.EIO:
+                raise
+            chunk = b""
+        at_eof = not chunk
+        room = self.max_output - self.bytes_read
+        if len(chunk) > room:
+            chunk, self._flooded = chunk[:room], True
+        self.bytes_read += len(chunk)
+        pieces = chunk.split(b"\n")
+        self._partial += pieces[0]  # appending: a long unterminated line costs O(n)
+        if len(pieces) > 1:
+            complete = [bytes(self._partial), *pieces[1:-1]]
+            self._partial = bytearray(pieces[-1])
+            self._lines.extend(decode(line.rstrip(b"\r")) for line in complete)
+        if (at_eof or self._flooded) and self._partial:  # no more will come: it is a line
+            self._lines.append(decode(bytes(self._partial).rstrip(b"\r")))
+            self._partial = bytearray()
+        self._eof = at_eof
+
+    def take_fragment(self) -> str | None:
+        """The unterminated text read after the last line end, if any, now
+        handed out (for a verdict's tail when a deadline passes mid-line)."""
+        fragment, self._partial = bytes(self._partial), bytearray()
+        return decode(fragment.rstrip(b"\r")) if fragment else None
+
+    def wait_exit(self, deadline: float) -> ExitStatus | None:
+        """Wait until QEMU exits, reap it and return how; None if it still
+        runs at ``deadline`` (time.monotonic())."""
+        child = self._child
+        assert child is not None, "QEMU is not running"
+        if child.isalive():
+            pidfd = os.pidfd_open(child.pid)
+            try:
+                select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+            finally:
+                os.close(pidfd)
+            if child.isalive():
+                return None
+        return ExitStatus(child.exitstatus, child.signalstatus)
+
+    def close(self) -> None:
+        """Kill QEMU if it still runs, reap it, close the pty. Idempotent."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        try:
+            if child.isalive():
+                child.terminate(force=True)
+        finally:
+            child.close(force=True)

@@ -1,0 +1,239 @@
+"""One boot of the kernel under test: wait for ``ready``, send one command,
+read to ``end`` and QEMU's exit; return a Transcript or raise a verdict.
+
+Timeouts: ``boot_timeout`` from starting QEMU to the first ``ready``;
+``run_timeout`` from sending the command to ``end`` (or ``list_end``);
+``exit_timeout`` from ``end`` to QEMU's exit. Every verdict carries the
+console lines seen; a run's transcript is saved (when a directory is
+configured) whether it passed or not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from .errors import (CommandRejected, HarnessError, KernelDied, KernelPanic, KernelSilent,
+                     OutputFlood, RunTimeout)
+from .events import CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName
+from .image import ImageInfo, inspect_image
+from .protocol import Parser
+from .qemu import DEFAULT_QEMU, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
+from .text import encode, printable
+from .transcript import Transcript
+
+LineSink = Callable[[str], None]
+T = TypeVar("T")
+SCENARIO_NAME = re.compile(r"[a-z0-9_]{1,31}")  # uapi/scenario.h: SCENARIO_NAME_MAX 31
+SEED_MAX = (1 << 64) - 1
+DEFAULT_KERNEL = "build/kernel8-test.img"  #: relative to the repository root
+TRANSCRIPT_DIR = "build/transcripts"  #: relative to the repository root
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to boot the kernel under test."""
+
+    kernel: Path
+    qemu: str = DEFAULT_QEMU
+    console: str | None = None  #: None: the image note's, else "mini"
+    deterministic: bool = False  #: -icount/-rtc clock=vm: same seed, same bytes
+    boot_timeout: float = 5.0
+    run_timeout: float = 30.0
+    exit_timeout: float = 5.0
+    max_output: int = 4 << 20  #: console bytes kept; more is an OutputFlood
+    transcript_dir: Path | None = None  #: where runs are saved; None: not saved
+
+
+def choose_console(cfg: RunConfig, info: ImageInfo) -> tuple[str, str]:
+    """The console to use and where that choice came from: --console, else
+    the image note, else mini."""
+    if cfg.console is not None:
+        return cfg.console, "--console"
+    if info.note is not None:
+        return info.note.console, "image note"
+    return "mini", "default; the image has no note"
+
+
+def transcript_path(directory: Path, scenario: str, seed: int) -> Path:
+    """Where the run of ``scenario`` with ``seed`` is saved."""
+    return directory / f"{scenario}-{seed}.txt"
+
+
+def _save(path: Path, lines: list[str]) -> Path:
+    """Write ``lines`` to ``path`` atomically (xdist workers may race); return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(b"".join(encode(line) + b"\n" for line in lines))
+    os.replace(tmp, path)
+    return path
+
+
+class _Conversation:
+    """The console of one boot, parsed as it arrives; turns what goes wrong
+    into verdicts."""
+
+    def __init__(self, qemu: Qemu, parser: Parser, cfg: RunConfig, console: tuple[str, str],
+                 lines: list[str], on_line: LineSink | None) -> None:
+        self.qemu = qemu
+        self.parser = parser
+        self.cfg = cfg
+        self.console = console
+        self.lines = lines
+        self.on_line = on_line
+
+    def _read_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
+        """Read lines until an event of ``kinds`` (returned) or the console closes (None)."""
+        while (text := self.qemu.read_line(deadline)) is not None:
+            self.lines.append(text)
+            if self.on_line is not None:
+                self.on_line(text)
+            item = self.parser.feed(len(self.lines), text)
+            if isinstance(item, CommandError):
+                hint = ("; `python -m harness list` shows the scenarios this kernel has"
+                        if item.what == "unknown_scenario" else "")
+                raise CommandRejected(f"the kernel refused {printable(item.line_)!r}: "
+                                      f"error what={item.what} (line {item.line}){hint}")
+            if isinstance(item, kinds):
+                return item
+        return None
+
+    def _keep_fragment(self) -> None:
+        """On a timeout: keep an unterminated last line for the verdict's tail."""
+        fragment = self.qemu.take_fragment()
+        if fragment is not None:
+            self.lines.append(fragment)
+
+    def _died(self, before: str) -> KernelDied:
+        status = self.qemu.wait_exit(time.monotonic() + 1.0)
+        how = "closed its console" if status is None else f"exited ({status})"
+        last = f"; its last line: {printable(self.lines[-1], 200)!r}" if self.lines else ""
+        return KernelDied(f"QEMU {how} before {before}{last}")
+
+    def boot(self) -> None:
+        """Wait for the first ``ready``."""
+        timeout = self.cfg.boot_timeout
+        try:
+            ready = self._read_until(time.monotonic() + timeout, (Ready,))
+        except ReadTimeout:
+            self._keep_fragment()
+            console, source = self.console
+            seen = (f"the console printed {self.qemu.bytes_read} bytes but no ready marker"
+                    if self.qemu.bytes_read else f"nothing came on the {console} UART ({source})")
+            raise KernelSilent(f"no ready marker within {timeout:g} s of starting QEMU: {seen}") from None
+        if ready is None:
+            raise self._died("the ready marker")
+
+    def command(self, command: str, until: type[Event]) -> Event:
+        """Send ``command`` and read until an event of class ``until``."""
+        self.qemu.send(command + "\n")
+        timeout = self.cfg.run_timeout
+        try:
+            event = self._read_until(time.monotonic() + timeout, (until,))
+        except ReadTimeout:
+            self._keep_fragment()
+            last = (f"; the last marker is line {self.parser.events[-1].line}: "
+                    f"{printable(self.parser.events[-1].raw, 160)!r}")
+            raise RunTimeout(f"no {until.KIND} marker within {timeout:g} s of `{command}`{last}") from None
+        if event is None:
+            raise self._died(f"the {until.KIND} marker (after `{command}`)")
+        return event
+
+    def finish(self, end: End) -> ExitStatus:
+        """After ``end``: read to the console's close and reap QEMU."""
+        deadline = time.monotonic() + self.cfg.exit_timeout
+        stuck = RunTimeout(f"the end marker came (line {end.line}) but QEMU did not exit within "
+                           f"{self.cfg.exit_timeout:g} s: after end the kernel must stop QEMU "
+                           f"(semihosting SYS_EXIT, or a watchdog reset under -no-reboot)")
+        try:
+            self._read_until(deadline, ())
+        except ReadTimeout:
+            self._keep_fragment()
+            raise stuck from None
+        status = self.qemu.wait_exit(deadline)
+        if status is None:
+            raise stuck
+        return status  # judged by the tests (Transcript.exit_code), not here
+
+
+def prepare(cfg: RunConfig) -> tuple[list[str], tuple[str, str]]:
+    """Check the image and QEMU; return the QEMU command line and the console
+    choice (name, source). Raises ImageError or QemuNotFound."""
+    info = inspect_image(cfg.kernel)
+    console = choose_console(cfg, info)
+    return qemu_argv(find_qemu(cfg.qemu), cfg.kernel, console[0], cfg.deterministic), console
+
+
+def _converse(cfg: RunConfig, argv: list[str], console: tuple[str, str], parser: Parser,
+              lines: list[str], on_line: LineSink | None, script: Callable[[_Conversation], T]) -> T:
+    """Boot QEMU with ``argv``, wait for ready, run ``script`` on the console;
+    QEMU is always cleaned up. The console lines read land in ``lines``."""
+    with Qemu(argv, cfg.max_output) as qemu:
+        conv = _Conversation(qemu, parser, cfg, console, lines, on_line)
+        try:
+            conv.boot()
+            return script(conv)
+        except OutputLimit:
+            raise OutputFlood(f"the console printed more than {cfg.max_output} bytes; "
+                              f"the harness keeps no more (a print loop?)") from None
+
+
+def check_request(scenario: str, seed: int) -> None:
+    """ValueError unless ``scenario`` and ``seed`` can be sent with ``run``."""
+    if not SCENARIO_NAME.fullmatch(scenario):
+        raise ValueError(f"scenario name {scenario!r} is not 1..31 characters of [a-z0-9_]")
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed {seed} is outside 0..2**64-1")
+
+
+def run_scenario(cfg: RunConfig, scenario: str, seed: int,
+                 on_line: LineSink | None = None) -> Transcript:
+    """Boot, ``run <scenario> <seed>``, and return the parsed run.
+
+    ``on_line`` sees each console line as it arrives (for a person watching).
+    Raises a HarnessError verdict (KernelPanic if the run ended in a panic);
+    its ``lines`` hold the console and ``path`` the saved transcript.
+    """
+    check_request(scenario, seed)
+    argv, console = prepare(cfg)  # these problems come before any run: nothing to save
+    lines: list[str] = []
+    parser = Parser(scenario, seed)
+    path = None if cfg.transcript_dir is None else transcript_path(cfg.transcript_dir, scenario, seed)
+
+    def script(conv: _Conversation) -> ExitStatus:
+        end = conv.command(f"run {scenario} {seed}", End)
+        assert isinstance(end, End)
+        return conv.finish(end)
+
+    try:
+        status = _converse(cfg, argv, console, parser, lines, on_line, script)
+        transcript = Transcript(lines, parser, exit_code=status.code, path=path)
+        if transcript.end.reason == "panic":
+            panics = transcript.of(Panic)
+            raise KernelPanic(panics[-1] if panics else None, transcript.end)
+    except HarnessError as e:
+        e.lines = lines
+        e.path = None if path is None else _save(path, lines)
+        raise
+    if path is not None:
+        _save(path, lines)
+    return transcript
+
+
+def list_scenarios(cfg: RunConfig, on_line: LineSink | None = None) -> list[str]:
+    """Boot, send ``list``, and return the scenario names the kernel has."""
+    argv, console = prepare(cfg)
+    lines: list[str] = []
+    parser = Parser()
+    try:
+        _converse(cfg, argv, console, parser, lines, on_line,
+                  lambda conv: conv.command("list", ListEnd))
+    except HarnessError as e:
+        e.lines = lines
+        raise
+    return [e.name for e in parser.events if isinstance(e, ScenarioName)]

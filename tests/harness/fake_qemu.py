@@ -1,0 +1,102 @@
+"""A stand-in for qemu-system-aarch64 in the harness's own tests.
+
+Run as ``python fake_qemu.py <qemu arguments>``; what it does comes from
+the environment, so a test can pass it to the runner as its QEMU:
+
+FAKE_QEMU_MODE      replay (default), silent, deaf, flood, die, stuck, hang, closes, quits
+FAKE_QEMU_TRANSCRIPT  the console to replay (a fixtures/transcripts file)
+FAKE_QEMU_EXIT      exit status after a replay (default 0)
+FAKE_QEMU_PIDFILE   write this process's pid here first
+FAKE_QEMU_ARGVFILE  write the arguments here (JSON)
+FAKE_QEMU_BOOTLOG   append one line per start here
+FAKE_QEMU_FOLLOW    if set, the replayed echo and start name the command's
+                    scenario and seed instead of the transcript's
+
+replay: print the transcript up to its first ready marker, read one command
+line, print the rest (its own echo line included) and exit. silent: print
+nothing, forever. deaf: like silent but ignores SIGHUP/SIGINT/SIGTERM. flood:
+boot, read the command, then print 'U' forever without a newline. die: boot,
+read the command, print one marker, exit 3. stuck: replay up to start, then
+sleep. hang: replay everything, then sleep instead of exiting. closes: print
+the lines before ready, close the console, keep running. quits: boot and
+exit at once without reading the command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+
+
+def emit(lines: list[str]) -> None:
+    for line in lines:
+        os.write(1, line.encode("utf-8", "surrogateescape") + b"\r\n")
+
+
+def follow(line: str, scenario: str, seed: str) -> str:
+    """``line`` with the run's echo or start rewritten for ``scenario`` and ``seed``."""
+    if line.startswith("run "):
+        return f"run {scenario} {seed}"
+    if " start " in line:
+        return re.sub(r"scenario=\S+ seed=\S+", f"scenario={scenario} seed={seed}", line)
+    return line
+
+
+def forever() -> None:
+    while True:
+        time.sleep(60)
+
+
+def main() -> int:
+    env = os.environ
+    if "FAKE_QEMU_PIDFILE" in env:
+        with open(env["FAKE_QEMU_PIDFILE"], "w") as f:
+            f.write(str(os.getpid()))
+    if "FAKE_QEMU_ARGVFILE" in env:
+        with open(env["FAKE_QEMU_ARGVFILE"], "w") as f:
+            json.dump(sys.argv[1:], f)
+    if "FAKE_QEMU_BOOTLOG" in env:
+        with open(env["FAKE_QEMU_BOOTLOG"], "a") as f:
+            f.write("boot\n")
+    mode = env.get("FAKE_QEMU_MODE", "replay")
+    if mode in ("silent", "deaf"):
+        if mode == "deaf":
+            for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+        forever()
+    with open(env["FAKE_QEMU_TRANSCRIPT"], "rb") as f:
+        lines = f.read().decode("utf-8", "surrogateescape").split("\n")[:-1]
+    ready = next(i for i, line in enumerate(lines) if line.endswith(" ready")) + 1
+    if mode == "closes":
+        emit(lines[:ready - 1])
+        for fd in (0, 1, 2):
+            os.close(fd)
+        forever()
+    emit(lines[:ready])
+    if mode == "quits":
+        return 0
+    command = sys.stdin.buffer.readline().decode().split()
+    rest = lines[ready:]
+    if "FAKE_QEMU_FOLLOW" in env and command[0] == "run":
+        rest = [follow(line, command[1], command[2]) for line in rest]
+    if mode == "flood":
+        while True:
+            os.write(1, b"U" * 4096)
+    if mode == "die":
+        emit(rest[:2])
+        return 3
+    if mode == "stuck":
+        emit(rest[:next(i for i, line in enumerate(rest) if " start " in line) + 1])
+        forever()
+    emit(rest)
+    if mode == "hang":
+        forever()
+    return int(env.get("FAKE_QEMU_EXIT", "0"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
