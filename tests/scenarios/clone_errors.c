@@ -1,0 +1,178 @@
+/* clone_errors: clone with bad stacks (misaligned, NULL, in the user
+ * section, in the kernel, past RAM, a free pool page, the caller's own
+ * stack page, pages owned by another task) must fail with -EINVAL and
+ * change nothing. Then a chain of children fills the task table: each
+ * filler mallocs a page, clones the next filler on it and spins until
+ * released, so the table fills at the pace of the scheduler, not of one
+ * task's slices; the chain ends when a clone fails (-EAGAIN). The parent's
+ * own clone must then fail with -EAGAIN too (and a bad stack must still get
+ * -EINVAL first). The fillers are released, all exit, and one more clone
+ * must succeed in a reused zombie slot.
+ * The parent prints "c_<case> stack=0x.. ret=.." per call and "fill i=..
+ * stack=.. ret=.." per chain link; the judge (test_clone_errors.py)
+ * replays the task events.
+ *
+ * Seed draws, in order: mis (misalignment, 1 + d % 4095), word (printed by
+ * the last child). */
+#include "ulib.h"
+
+#define CE_MAX_FILL 20         /* chain links at most (a broken kernel) */
+#define CE_WAIT_MAX 50000000UL /* bound on any busy wait (a broken kernel) */
+#define CE_RETRIES 2000UL      /* final clone attempts */
+
+static char ce_user_page[4096] __attribute__((aligned(4096)));
+static volatile u64 ce_c1_page;     /* a page C1 owns, published by C1 */
+static volatile int ce_c1_release;  /* the parent is done with C1's pages */
+static volatile int ce_release;     /* the fillers may exit */
+static volatile int ce_full;        /* a filler's clone failed: table full */
+static volatile int ce_done[CE_MAX_FILL + 1]; /* filler k is about to exit */
+static volatile u64 ce_stack[CE_MAX_FILL];    /* filler k's clone: stack */
+static volatile long ce_ret[CE_MAX_FILL];     /* filler k's clone: result */
+static volatile int ce_known[CE_MAX_FILL];    /* ce_stack/ce_ret[k] are set */
+static u64 ce_word;
+
+/* clone(stack) with the child running fn, reported as "c_<name>". */
+static long ce_try(const char *name, u64 stack, long (*fn)(unsigned long))
+{
+    long ret = u_clone(fn, 0, (void *)stack);
+
+    u_printf("c_%s stack=0x%lx ret=%ld\n", name, stack, ret);
+    return ret;
+}
+
+/* A child that must never run (its clone must fail). */
+static long ce_never(unsigned long arg)
+{
+    (void)arg;
+    u_write("a clone that had to fail created this task\n");
+    return 0;
+}
+
+/* C1: own a page of its own, publish it, wait for the parent's word. */
+static long ce_c1(unsigned long arg)
+{
+    unsigned long w;
+
+    (void)arg;
+    ce_c1_page = (u64)u_malloc();
+    u_printf("c1 page=0x%lx\n", ce_c1_page);
+    for (w = 0; !ce_c1_release && w < CE_WAIT_MAX; w++)
+        ;
+    return 0;
+}
+
+/* Filler k: clone filler k + 1 on a page of its own (the chain stops at
+ * the first failure), then spin until released. */
+static long ce_filler(unsigned long k)
+{
+    unsigned long w;
+
+    if (k < CE_MAX_FILL) {
+        u64 page = (u64)u_malloc();
+        long ret = u_clone(ce_filler, k + 1, (void *)page);
+        ce_stack[k] = page;
+        ce_ret[k] = ret;
+        ce_known[k] = 1;
+        if (ret <= 0)
+            ce_full = 1;
+    } else {
+        ce_full = 1;
+    }
+    for (w = 0; !ce_release && w < CE_WAIT_MAX; w++)
+        ;
+    ce_done[k] = 1;
+    return 0;
+}
+
+/* The last child, in a reused slot. */
+static long ce_last(unsigned long arg)
+{
+    (void)arg;
+    u_printf("last word=0x%lx\n", ce_word);
+    return 0;
+}
+
+/* Wait until every chain link has recorded its clone; returns the number
+ * of fillers (filler 0 and every filler a link created). */
+static unsigned long ce_chain_length(void)
+{
+    unsigned long k, w = 0;
+
+    for (k = 0; k < CE_MAX_FILL; k++) {
+        while (!ce_known[k] && w < CE_WAIT_MAX)
+            w++;
+        if (!ce_known[k] || ce_ret[k] <= 0)
+            break;
+    }
+    return k + 1;
+}
+
+/* Fillers that have not yet said they are done. */
+static unsigned long ce_left(unsigned long fillers)
+{
+    unsigned long n = 0;
+
+    for (unsigned long k = 0; k < fillers; k++)
+        n += !ce_done[k];
+    return n;
+}
+
+USER_SCENARIO(clone_errors)
+{
+    struct u_rng rng;
+    u64 mis, s1, stack, chain_stack, sp_page;
+    unsigned long fillers, w, tries;
+    long ret, chain, full, full_mis;
+
+    u_rng_seed(&rng, seed);
+    mis = 1 + u_rng_next(&rng) % 4095;
+    ce_word = u_rng_next(&rng);
+    sp_page = ((u64)&rng) & ~(U_PAGE_SIZE - 1);
+
+    s1 = (u64)u_malloc();
+    u_printf("page s1=0x%lx user=0x%lx sp=0x%lx\n", s1, (u64)ce_user_page, sp_page);
+    ce_try("misaligned", s1 + mis, ce_never);
+    ce_try("null", 0, ce_never);
+    ce_try("user_section", (u64)ce_user_page, ce_never);
+    ce_try("kernel", 0x80000UL, ce_never);
+    ce_try("past_ram", 0x7f000000UL, ce_never);
+    ce_try("free_page", s1 + U_PAGE_SIZE, ce_never);
+    ce_try("own_stack", sp_page, ce_never);
+
+    /* Pages another task owns: C1's stack (was s1) and a page C1 took. */
+    ce_try("c1", s1, ce_c1);
+    for (w = 0; ce_c1_page == 0 && w < CE_WAIT_MAX; w++)
+        ;
+    ce_try("other_stack", s1, ce_never);
+    ce_try("other_page", ce_c1_page, ce_never);
+    ce_c1_release = 1;
+
+    /* Fill the table with the chain of fillers, then try once more. While
+     * the fillers spin the parent gets one slice in 15: print nothing until
+     * they are gone. */
+    chain_stack = (u64)u_malloc();
+    stack = (u64)u_malloc();
+    chain = u_clone(ce_filler, 0, (void *)chain_stack);
+    fillers = ce_chain_length();
+    full = u_clone(ce_never, 0, (void *)stack);
+    full_mis = u_clone(ce_never, 0, (void *)(stack + mis));
+    ce_release = 1;
+    for (w = 0; ce_left(fillers) && w < CE_WAIT_MAX; w++)
+        ;
+    u_printf("c_chain stack=0x%lx ret=%ld\n", chain_stack, chain);
+    u_printf("c_full stack=0x%lx ret=%ld\n", stack, full);
+    u_printf("c_full_misaligned stack=0x%lx ret=%ld\n", stack + mis, full_mis);
+    for (unsigned long k = 0; k < fillers && k < CE_MAX_FILL; k++)
+        u_printf("fill i=%lu stack=0x%lx ret=%ld\n", k, ce_stack[k], ce_ret[k]);
+
+    /* Every filler has exited (or is about to): a zombie slot must be
+     * reused, possibly after a few -EAGAIN while the last ones finish. */
+    for (tries = 0; tries < CE_RETRIES; tries++) {
+        ret = u_clone(ce_last, 0, (void *)stack);
+        if (ret != -EAGAIN)
+            break;
+        u_spin(2000);
+    }
+    u_printf("last tries=%lu stack=0x%lx ret=%ld\n", tries, stack, ret);
+    u_printf("parent fillers=%lu left=%lu\n", fillers, ce_left(fillers));
+}

@@ -1,0 +1,341 @@
+"""Helpers shared by the scenario judges, handed to tests as the `kt` fixture.
+
+The pytest plugin (run_scenario, options) is registered by tests/conftest.py;
+this file only adds judge-side helpers that several scenarios need:
+
+- facts(t, pid): the "tag key=value ..." lines a scenario printed, parsed;
+- regs(...): a register dump printed by u_print_regs (kernel/user/ulib.c);
+- Pages: a replay of palloc/pfree/pmove that knows who owns which page;
+- small event queries (the exit of a pid, the events between two events);
+- check_clean_end(t): the shared "the run ends by itself" rule.
+
+Use it as `def test_x(t, kt): kt.facts(t, pid)`.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pytest
+
+from harness.events import (AllExited, End, Event, Fault, Out, PAlloc, PFree,
+                            PMove, Switch, Sys, Task, Tick)
+from harness.prng import SplitMix64
+
+MASK64 = (1 << 64) - 1
+SYS_WRITE, SYS_MALLOC, SYS_CLONE, SYS_EXIT = 0, 1, 2, 3
+EAGAIN, EFAULT, EINVAL, ENOSYS = 11, 14, 22, 38
+REG_NAMES = [f"x{i}" for i in range(31)] + ["nzcv", "sp", "sp0"]
+
+
+# --- numbers ------------------------------------------------------------------
+
+def u64(v: int) -> int:
+    """v as an unsigned 64-bit value (what a register holds)."""
+    return v & MASK64
+
+
+def s64(v: int) -> int:
+    """v as a signed 64-bit value (what a `long` result means)."""
+    v &= MASK64
+    return v - (1 << 64) if v >> 63 else v
+
+
+def draws(seed: int, n: int) -> list[int]:
+    """The first n values of splitmix64(seed), as the scenario drew them."""
+    g = SplitMix64(seed)
+    return [g.next() for _ in range(n)]
+
+
+def nzcv_of(draw: int) -> int:
+    """The NZCV word a scenario derives from one draw (its top 4 bits)."""
+    return (draw >> 60) << 28
+
+
+# --- what a scenario printed ---------------------------------------------------
+
+@dataclass
+class Fact:
+    """One tag's values, merged over every line that starts with the tag."""
+    tag: str
+    values: dict[str, Any] = field(default_factory=dict)
+    events: list[Out] = field(default_factory=list)  # the out markers, to cite
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def _value(text: str) -> Any:
+    try:
+        return int(text, 0)
+    except ValueError:
+        return text
+
+
+@dataclass
+class Line:
+    """One printed "tag key=value ..." line and the out marker it came in."""
+    tag: str
+    values: dict[str, Any]
+    event: Out
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def facts_lines(t: Any, pid: int, *tags: str) -> list[Line]:
+    """Every "tag key=value ..." line pid printed (only those tags, if any
+    are given), in order. Numbers (0x.. or decimal) become ints."""
+    lines = []
+    for ev in t.of(Out, pid=pid):
+        for text in ev.data.decode("latin-1").split("\n"):
+            words = text.split()
+            if not words or "=" in words[0] or (tags and words[0] not in tags):
+                continue
+            values = {}
+            for w in words[1:]:
+                if "=" in w:
+                    k, v = w.split("=", 1)
+                    values[k] = _value(v)
+            lines.append(Line(words[0], values, ev))
+    return lines
+
+
+def facts(t: Any, pid: int) -> dict[str, Fact]:
+    """The lines pid printed, merged by tag (a later line's key wins), in
+    order of first appearance."""
+    out: dict[str, Fact] = {}
+    for line in facts_lines(t, pid):
+        fact = out.setdefault(line.tag, Fact(line.tag))
+        if not fact.events or fact.events[-1] is not line.event:
+            fact.events.append(line.event)
+        fact.values.update(line.values)
+    return out
+
+
+def fact(t: Any, pid: int, tag: str, *keys: str, what: str = "") -> Fact:
+    """facts(t, pid)[tag], failing with a readable rule if the scenario did
+    not print it (or a key of it): the task never got that far."""
+    got = facts(t, pid).get(tag)
+    missing = [k for k in keys if got is None or k not in got.values]
+    if got is None or missing:
+        detail = (f"pid {pid} never printed its '{tag}' line"
+                  + (f" (missing {', '.join(missing)})" if got is not None else "")
+                  + (f": {what}" if what else ""))
+        cite = last_events_of(t, pid, 1)
+        t.fail(f"the scenario's task must run to the end and report '{tag}' "
+               "(it was killed, hung, or its output was lost)", *cite, detail=detail)
+    return got  # type: ignore[return-value]
+
+
+def regs(t: Any, pid: int, tag: str) -> Fact:
+    """The register dump `tag` printed by u_print_regs: keys x0..x30, nzcv,
+    sp, sp0."""
+    return fact(t, pid, tag, *REG_NAMES, what="a register dump")
+
+
+def compare_regs(got: Fact, want: dict[str, int]) -> list[str]:
+    """'xN: expected .., got ..' for every register whose value differs."""
+    return [f"{name}: expected {want[name]:#x}, got {u64(got[name]):#x}"
+            for name in want if u64(got[name]) != u64(want[name])]
+
+
+# --- events -------------------------------------------------------------------
+
+def pid_of(ev: Event) -> int | None:
+    """The user task an event is about (None for global events)."""
+    if isinstance(ev, (Task, Tick, Sys, Out, PAlloc, PFree, Fault)):
+        return ev.pid
+    if isinstance(ev, Switch):
+        return ev.to
+    if isinstance(ev, PMove):
+        return ev.from_
+    return None
+
+
+def last_events_of(t: Any, pid: int, n: int) -> list[Event]:
+    """The last n events about pid (to cite when something is missing)."""
+    mine = [e for e in t.events if pid_of(e) == pid]
+    return mine[-n:]
+
+
+def between(t: Any, a: Event | None, b: Event | None) -> list[Event]:
+    """The events strictly after a (start if None) and before b (end if None)."""
+    lo = a.seq + 1 if a is not None else 0
+    hi = b.seq if b is not None else len(t.events)
+    return t.events[lo:hi]
+
+
+def previous_of_pid(t: Any, ev: Event, pid: int) -> Event | None:
+    """The last event before ev at which pid was known to be back at EL0 (its
+    previous sys, a tick that interrupted it, a switch to it, its task
+    marker): what the kernel reports from there to ev belongs to ev's call."""
+    for e in reversed(t.before(ev)):
+        if isinstance(e, (Sys, Tick)) and e.pid == pid:
+            return e
+        if isinstance(e, Switch) and e.to == pid:
+            return e
+        if isinstance(e, Task) and e.pid == pid:
+            return e
+    return None
+
+
+def exit_of(t: Any, pid: int) -> Sys | None:
+    """pid's exit syscall (sys nr=3, no ret), or None."""
+    found = t.of(Sys, pid=pid, nr=SYS_EXIT)
+    return found[0] if found else None
+
+
+def zombie_of(t: Any, pid: int) -> Task | None:
+    """The `task pid=.. state=zombie` event, or None."""
+    found = t.of(Task, pid=pid, state="zombie")
+    return found[0] if found else None
+
+
+def new_of(t: Any, pid: int) -> Task | None:
+    """The `task pid=.. state=new` event, or None."""
+    found = t.of(Task, pid=pid, state="new")
+    return found[0] if found else None
+
+
+def children_of(t: Any, parent: int) -> list[int]:
+    """Pids cloned by parent, in creation order."""
+    return [e.pid for e in t.of(Task, state="new", reason="clone") if e.parent == parent]
+
+
+def first_pid(t: Any) -> int:
+    """The scenario's first task."""
+    found = t.of(Task, state="new", reason="scenario")
+    if not found:
+        t.fail("run: the scenario's first task must be created (task state=new reason=scenario)")
+    return found[0].pid
+
+
+def mallocs(t: Any, pid: int) -> list[Sys]:
+    """pid's malloc syscalls (nr=1)."""
+    return t.of(Sys, pid=pid, nr=SYS_MALLOC)
+
+
+# --- pages --------------------------------------------------------------------
+
+class Pages:
+    """A replay of the page events: who owns which pool page at each point.
+
+    `errors` lists (event, message) for events that contradict the replay
+    (a page allocated twice, freed or moved by a task that did not own it).
+    Snapshots are recomputed on demand (a run can hold ~2000 page events).
+    """
+
+    def __init__(self, t: Any) -> None:
+        self.t = t
+        self.errors: list[tuple[Event, str]] = []
+        self.owner = self._replay(len(t.events), self.errors)
+
+    def _replay(self, upto: int, errors: list | None = None) -> dict[int, int]:
+        """Owners after the first `upto` events."""
+        o: dict[int, int] = {}
+        for ev in self.t.events[:upto]:
+            if isinstance(ev, PAlloc):
+                if ev.addr in o and errors is not None:
+                    errors.append((ev, f"page {ev.addr:#x} given to pid {ev.pid} while "
+                                       f"pid {o[ev.addr]} still owns it"))
+                o[ev.addr] = ev.pid
+            elif isinstance(ev, PFree):
+                if o.get(ev.addr) != ev.pid and errors is not None:
+                    errors.append((ev, f"pid {ev.pid} frees page {ev.addr:#x} owned by "
+                                       f"{o.get(ev.addr, 'nobody')}"))
+                o.pop(ev.addr, None)
+            elif isinstance(ev, PMove):
+                if o.get(ev.addr) != ev.from_ and errors is not None:
+                    errors.append((ev, f"page {ev.addr:#x} moves from pid {ev.from_} "
+                                       f"but is owned by {o.get(ev.addr, 'nobody')}"))
+                o[ev.addr] = ev.to
+        return o
+
+    def at(self, ev: Event) -> dict[int, int]:
+        """Owners (addr -> pid) right after ev."""
+        return self._replay(ev.seq + 1)
+
+    def before(self, ev: Event) -> dict[int, int]:
+        """Owners right before ev."""
+        return self._replay(ev.seq)
+
+    def owned_by(self, pid: int, ev: Event, *, before: bool = True) -> list[int]:
+        """Pages pid owns right before (or after) ev, ascending."""
+        snap = self.before(ev) if before else self.at(ev)
+        return sorted(a for a, p in snap.items() if p == pid)
+
+    def final(self) -> dict[int, int]:
+        """Owners at the end of the transcript."""
+        return dict(self.owner)
+
+    def in_pool(self, addr: int) -> bool:
+        """Whether addr is a byte of the page pool."""
+        b = self.t.boot
+        return b.pool_base <= addr < b.pool_base + b.pool_pages * b.page_size
+
+
+# --- the shared end rule -------------------------------------------------------
+
+def check_clean_end(t: Any) -> None:
+    """The last task's exit ends the run: all_exited, then end
+    reason=all_exited, then QEMU exits with code 0."""
+    ends = t.of(End)
+    done = t.of(AllExited)
+    t.check(bool(done), "run: when the last user task exits the kernel must report all_exited",
+            *ends, detail="no all_exited marker")
+    t.check(t.end.reason == "all_exited",
+            "run: a run whose tasks all exit must end with end reason=all_exited", t.end,
+            detail=f"end reason={t.end.reason}")
+    t.check(done[-1].seq == t.end.seq - 1,
+            "run: all_exited must be the marker right before end", done[-1], t.end)
+    zombies = {e.pid for e in t.of(Task, state="zombie")}
+    alive = [p for p in t.pids() if p not in zombies]
+    t.check(not alive, "run: all_exited may only come when every user task has exited",
+            done[-1], detail=f"pids never reported as zombies: {alive}")
+    t.check(t.exit_code == 0, "run: after end reason=all_exited QEMU must exit with code 0 "
+            "(semihosting SYS_EXIT 0)", t.end, detail=f"QEMU exit code {t.exit_code}")
+
+
+def fmt_events(evs: Iterable[Event], limit: int = 6) -> str:
+    """A few raw marker lines, for a detail text."""
+    evs = list(evs)
+    text = "\n".join(e.raw for e in evs[:limit])
+    return text + (f"\n... and {len(evs) - limit} more" if len(evs) > limit else "")
+
+
+_EXIT_RETURNED = re.compile(r"@KT \d+ sys pid=(\d+) nr=3 [^\n]* ret=(-?\d+)")
+
+
+def run_judged(run_scenario: Any, name: str) -> Any:
+    """run_scenario(name), but a run the harness rejects because an exit
+    returned (a `sys nr=3 ... ret=` marker: the protocol has no such thing,
+    because exit never returns) fails with the contract's rule, not only
+    the parser's complaint."""
+    try:
+        return run_scenario(name)
+    except pytest.fail.Exception as e:
+        found = _EXIT_RETURNED.search(str(e))
+        if not found:
+            raise
+        message = str(e)
+    pytest.fail(f"rule broken: exit: must never return; a zombie must never run again "
+                f"(pid {found.group(1)}'s exit returned {found.group(2)})\n"
+                f"the harness rejected the run:\n{message}", pytrace=False)
+
+
+_THIS = sys.modules[__name__]
+
+
+@pytest.fixture(scope="session")
+def kt() -> Any:
+    """This module: the judges' shared helpers (see the module docstring)."""
+    return _THIS

@@ -1,0 +1,80 @@
+/* exit_zombie: the first task P clones A and B. A takes a few pages,
+ * writes, and exits early with the raw syscall; if exit ever returned, A
+ * would write an "after-exit" line and then spin silently forever. B is
+ * CPU-bound: once A has exited it counts "turns" (times it sees that P ran
+ * since it last looked) until enough context switches have happened,
+ * writing a line per turn. P counts until B is done. The judge
+ * (test_exit_zombie.py) checks that A is never scheduled again.
+ *
+ * Seed draws, in order: a_word (in A's text), a_pages (1 + d % 3),
+ * exit_args[0..2] (x0..x2 of A's exit), b_word (in B's text). */
+#include "ulib.h"
+
+#define EZ_TURNS 12            /* P-ran-in-between observations B waits for */
+#define EZ_WAIT_MAX 50000000UL /* bound on any busy wait (a broken kernel) */
+
+static volatile int ez_a_exiting; /* A is about to exit */
+static volatile int ez_b_done;    /* B counted its turns */
+static volatile u64 ez_counter;   /* P's progress, watched by B */
+static u64 ez_a_word, ez_b_word, ez_exit_args[3];
+static unsigned long ez_a_pages;
+
+/* A: own some pages, write, exit for real. Nothing after the exit may run. */
+static long ez_a(unsigned long arg)
+{
+    (void)arg;
+    for (unsigned long i = 0; i < ez_a_pages; i++)
+        u_printf("a page=0x%lx\n", (u64)u_malloc());
+    u_printf("a word=0x%lx\n", ez_a_word);
+    ez_a_exiting = 1;
+    u_syscall(SYS_EXIT, ez_exit_args[0], ez_exit_args[1], ez_exit_args[2]);
+    u_write("after-exit: exit returned to a zombie\n");
+    while (!ez_b_done || ez_b_done) /* forever, without another syscall */
+        u_spin(1000000);
+    return 0;
+}
+
+/* B: after A's exit, count EZ_TURNS times that P ran in between. */
+static long ez_b(unsigned long arg)
+{
+    unsigned long turns = 0, w;
+    u64 seen;
+
+    (void)arg;
+    u_printf("b word=0x%lx\n", ez_b_word);
+    for (w = 0; !ez_a_exiting && w < EZ_WAIT_MAX; w++)
+        ;
+    seen = ez_counter;
+    for (w = 0; turns < EZ_TURNS && w < EZ_WAIT_MAX; w++) {
+        if (ez_counter != seen) {
+            seen = ez_counter;
+            turns++;
+            u_printf("b turn=%lu\n", turns);
+        }
+    }
+    u_printf("b done=%lu\n", turns);
+    ez_b_done = 1;
+    return 0;
+}
+
+USER_SCENARIO(exit_zombie)
+{
+    struct u_rng rng;
+    void *sa, *sb;
+    unsigned long w;
+
+    u_rng_seed(&rng, seed);
+    ez_a_word = u_rng_next(&rng);
+    ez_a_pages = 1 + u_rng_next(&rng) % 3;
+    for (int i = 0; i < 3; i++)
+        ez_exit_args[i] = u_rng_next(&rng);
+    ez_b_word = u_rng_next(&rng);
+
+    sa = u_malloc();
+    sb = u_malloc();
+    u_printf("p a=%ld\n", u_clone(ez_a, 0, sa));
+    u_printf("p b=%ld\n", u_clone(ez_b, 0, sb));
+    for (w = 0; !ez_b_done && w < EZ_WAIT_MAX; w++)
+        ez_counter++;
+    u_printf("p done=%d\n", ez_b_done);
+}

@@ -1,0 +1,133 @@
+"""Judge of scenario exit_zombie (tests/scenarios/exit_zombie.c).
+
+P clones A and B. A takes a few pages, writes and exits early with the raw
+syscall (an "after-exit" line would show if exit returned); B and P keep the
+scheduler busy for at least 20 more context switches and ticks.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness.events import AllExited, Fault, Out, PFree, Switch, Sys, Tick
+
+SCENARIO = "exit_zombie"
+LATER = 20  # switches and ticks that must follow A's exit
+TURNS = 12
+
+
+@pytest.fixture
+def t(run_scenario, kt):
+    return kt.run_judged(run_scenario, SCENARIO)
+
+
+def seed_values(t, kt):
+    """(a_word, a_pages, exit_args, b_word)."""
+    d = kt.draws(t.seed, 6)
+    return d[0], 1 + d[1] % 3, d[2:5], d[5]
+
+
+def pids(t, kt):
+    p = kt.first_pid(t)
+    kids = kt.children_of(t, p)
+    t.check(len(kids) == 2, "clone: the parent's two clones must succeed",
+            *t.of(Sys, pid=p, nr=kt.SYS_CLONE), detail=f"children: {kids}")
+    return p, kids[0], kids[1]
+
+
+def a_exit(t, kt):
+    """A's exit sys and zombie marker."""
+    _, a, _ = pids(t, kt)
+    ex = kt.exit_of(t, a)
+    t.check(ex is not None, "exit: the task's exit call must be reported (sys nr=3)",
+            *kt.last_events_of(t, a, 2))
+    z = kt.zombie_of(t, a)
+    t.check(z is not None and z.seq > ex.seq and z.reason == "exit",
+            "exit: the task must become a zombie (task state=zombie reason=exit) after its "
+            "exit", ex, *([z] if z else []))
+    return a, ex, z
+
+
+def test_exit_makes_a_zombie(t, kt):
+    _, _, args, _ = seed_values(t, kt)
+    a, ex, z = a_exit(t, kt)
+    t.check(ex.ret is None, "protocol: the exit sys marker has no ret (exit never returns)", ex)
+    t.check([ex.a0, ex.a1, ex.a2] == args, "protocol: sys a0..a2 must be x0..x2 at entry", ex)
+    nxt = t.after(z)[:1]
+    t.check(bool(nxt) and (isinstance(nxt[0], AllExited) or
+                           (isinstance(nxt[0], Switch) and nxt[0].from_ == a)),
+            "exit: after the task zombie marker the kernel must switch away from the "
+            "zombie (switch from=<it>) or report all_exited", z, *nxt)
+
+
+def test_exit_never_returns(t, kt):
+    a, ex, z = a_exit(t, kt)
+    after = b"after-exit" in t.output(a)
+    later = [e for e in t.after(ex) if isinstance(e, (Sys, Out)) and e.pid == a]
+    t.check(not after and not later, "exit: must never return; a zombie must never run "
+            "again (A wrote after its exit)", ex, *later[:2])
+
+
+def test_zombie_is_never_scheduled(t, kt):
+    a, ex, z = a_exit(t, kt)
+    bad = [e for e in t.after(z) if (isinstance(e, Switch) and e.to == a)
+           or (isinstance(e, (Tick, Sys, Out, Fault)) and e.pid == a)]
+    t.check(not bad, "scheduler: a zombie must never be scheduled again (no switch to it, "
+            "no tick in it)", z, *bad[:2], detail=kt.fmt_events(bad, 3))
+
+
+def test_scheduler_keeps_going_after_the_exit(t, kt):
+    a, ex, z = a_exit(t, kt)
+    rest = t.after(z)
+    switches = [e for e in rest if isinstance(e, Switch)]
+    ticks = [e for e in rest if isinstance(e, Tick)]
+    t.check(len(switches) >= LATER and len(ticks) >= LATER,
+            f"scheduler: after a task exits the others must keep being preempted and "
+            f"switched (at least {LATER} switches and ticks in this scenario)", z,
+            detail=f"{len(switches)} switches and {len(ticks)} ticks after the zombie")
+
+
+def test_zombie_pages_are_freed(t, kt):
+    _, a_pages, _, _ = seed_values(t, kt)
+    a, ex, z = a_exit(t, kt)
+    pages = kt.Pages(t)
+    owned = pages.owned_by(a, ex)
+    got = [line["page"] for line in kt.facts_lines(t, a, "a")
+           if "page" in line.values]
+    t.check(len(owned) == 1 + a_pages and all(p in owned for p in got),
+            "malloc/clone: before exit the task must own its stack page and the pages "
+            "it malloc'd", ex, detail=f"owned {[hex(p) for p in owned]}, "
+            f"malloc'd {[hex(p) for p in got]}")
+    freed = [e.addr for e in kt.between(t, ex, z) if isinstance(e, PFree) and e.pid == a]
+    t.check(freed == owned, "exit: every page the zombie owned must be freed (pfree of "
+            "each, by ascending address, between its exit and task zombie)", ex, z,
+            detail=f"owned {[hex(p) for p in owned]}, freed {[hex(p) for p in freed]}")
+    later = [e for e in t.after(z) if isinstance(e, PFree) and e.pid == a]
+    t.check(not later and not pages.owned_by(a, z, before=False),
+            "exit: a zombie must own no page", z, *later[:1])
+
+
+def test_others_keep_running(t, kt):
+    a_word, _, _, b_word = seed_values(t, kt)
+    p, a, b = pids(t, kt)
+    _, _, z = a_exit(t, kt)
+    a_said = kt.fact(t, a, "a", "word")
+    t.check(a_said["word"] == a_word, "the task must run its own code before exiting "
+            "(A's word)", a_said.events[0])
+    done = kt.fact(t, b, "b", "done", "word")
+    t.check(done["word"] == b_word and done["done"] == TURNS,
+            "scheduler: the other tasks must keep running after a task exits (B counts "
+            f"{TURNS} turns of P)", done.events[-1], detail=f"B counted {done['done']}")
+    pd = kt.fact(t, p, "p", "done")
+    t.check(pd["done"] == 1, "scheduler: the parent must keep running until B is done",
+            pd.events[-1])
+    for pid in (p, b):
+        outs = [o for o in t.of(Out, pid=pid) if o.seq > z.seq]
+        t.check(bool(outs), "scheduler: the other tasks must keep running after a task "
+                "exits", z, detail=f"pid {pid} wrote nothing after the exit")
+        zz = kt.zombie_of(t, pid)
+        t.check(zz is not None and zz.reason == "exit", "exit: every task must end as a "
+                "zombie with reason=exit", *kt.last_events_of(t, pid, 1))
+
+
+def test_run_ends_cleanly(t, kt):
+    kt.check_clean_end(t)

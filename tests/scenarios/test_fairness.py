@@ -1,0 +1,108 @@
+"""Judge of scenario fairness (tests/scenarios/fairness.c).
+
+Two CPU-bound children of equal priority do chunks of additions; each
+prints its running value whenever it sees the other has progressed, five
+times; the parent exits after cloning.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness.events import Out, Switch, Sys, Tick
+
+SCENARIO = "fairness"
+LINES, TURNS = 5, 100000
+MIN_SWITCHES_IN = 3   # times each child must be switched in while both run
+MAX_TICKS_IN_A_ROW = 8  # ticks one child may take while the other waits
+
+
+@pytest.fixture
+def t(run_scenario):
+    return run_scenario(SCENARIO)
+
+
+def children(t, kt):
+    parent = kt.first_pid(t)
+    kids = kt.children_of(t, parent)
+    t.check(len(kids) == 2, "clone: the parent's two clones must succeed",
+            *t.of(Sys, pid=parent, nr=kt.SYS_CLONE), detail=f"children: {kids}")
+    return kids
+
+
+def both_running(t, kt, kids):
+    """The events while both children are alive: from the second one's
+    creation to the first one's exit."""
+    start = kt.new_of(t, kids[1])
+    ends = [z for z in (kt.zombie_of(t, k) for k in kids) if z is not None]
+    end = min(ends, key=lambda e: e.seq) if ends else None
+    return kt.between(t, start, end)
+
+
+def test_both_compute_correctly(t, kt):
+    d = kt.draws(t.seed, 4)
+    for k, pid in enumerate(children(t, kt)):
+        start, step = d[2 * k], d[2 * k + 1]
+        lines = kt.facts_lines(t, pid, "prog")
+        t.check(len(lines) == LINES, "scheduling: a runnable task must get CPU time until "
+                "it is done", *kt.last_events_of(t, pid, 1),
+                detail=f"pid {pid} printed {len(lines)} of {LINES} progress lines")
+        for line in lines:
+            n = line["n"]
+            want = (start + n * TURNS * step) & kt.MASK64
+            t.check(line["k"] == k and line["x"] == want,
+                    "preemption: a task's computation must come out right however often "
+                    "it is interrupted", line.event,
+                    detail=f"pid {pid} after {n} chunks: x={line['x']:#x}, expected {want:#x}")
+
+
+def test_both_are_switched_in_repeatedly(t, kt):
+    kids = children(t, kt)
+    window = both_running(t, kt, kids)
+    for pid in kids:
+        ins = [e for e in window if isinstance(e, Switch) and e.to == pid]
+        ticks = [e for e in window if isinstance(e, Tick) and e.pid == pid]
+        t.check(len(ins) >= MIN_SWITCHES_IN and len(ticks) >= MIN_SWITCHES_IN,
+                "scheduling: two CPU-bound tasks of equal priority must both be run, "
+                "switched in again and again (round robin)", *window[-1:],
+                detail=f"pid {pid}: switched in {len(ins)} times, {len(ticks)} ticks "
+                f"while both were alive")
+
+
+def test_no_task_hogs_the_cpu(t, kt):
+    kids = children(t, kt)
+    run, last = 0, None
+    for e in both_running(t, kt, kids):
+        if isinstance(e, Switch):
+            run, last = 0, e.to
+        elif isinstance(e, Tick) and e.pid in kids:
+            run = run + 1 if e.pid == last else 1
+            last = e.pid
+            t.check(run <= MAX_TICKS_IN_A_ROW, "scheduling: a time slice must end: a task "
+                    f"may not run more than {MAX_TICKS_IN_A_ROW} ticks in a row while an "
+                    "equal-priority task is runnable", e,
+                    detail=f"pid {e.pid} ran {run} ticks without a switch")
+
+
+def test_progress_interleaves(t, kt):
+    a, b = children(t, kt)
+    order = [o.pid for o in t.of(Out) if o.pid in (a, b) and o.data.startswith(b"prog")]
+    for x, y in ((a, b), (b, a)):
+        xs = [i for i, p in enumerate(order) if p == x]
+        between = [p for p in order[xs[0]:xs[-1]] if p == y] if xs else []
+        t.check(bool(between), "scheduling: the progress of two CPU-bound tasks must "
+                "interleave (neither runs to the end before the other starts)",
+                *t.of(Out, pid=x)[:1], detail=f"pid {y} printed nothing between pid {x}'s "
+                "first and last progress lines")
+
+
+def test_children_start_after_creation(t, kt):
+    for pid in children(t, kt):
+        new = kt.new_of(t, pid)
+        early = [e for e in t.before(new) if (isinstance(e, (Out, Sys, Tick)) and e.pid == pid)
+                 or (isinstance(e, Switch) and e.to == pid)]
+        t.check(not early, "causality: a task can run only after its task new marker",
+                *early[:1], new)
+
+
+def test_run_ends_cleanly(t, kt):
+    kt.check_clean_end(t)

@@ -1,0 +1,171 @@
+"""Judge of scenario invalid_syscall (tests/scenarios/invalid_syscall.c).
+
+The task makes 14 raw svc calls with every register and NZCV filled from
+the seed: 12 with unknown numbers (w8 >= 4, some with high bits set in x8)
+and a write and a malloc whose x8 has high bits set, then a plain write.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness.events import Out, PAlloc, PFree, PMove, Sys, Task
+
+SCENARIO = "invalid_syscall"
+CALLS = 14
+WRITE_HI, MALLOC_HI = 11, 12
+HI = 1 << 32
+M64 = (1 << 64) - 1
+ENOSYS = -38
+
+
+@pytest.fixture
+def t(run_scenario):
+    return run_scenario(SCENARIO)
+
+
+def plan(seed, kt):
+    """(numbers[i], regs_in[i] (x0..x30 draws), nzcv[i], text) as the scenario
+    computes them (see is_numbers() in invalid_syscall.c)."""
+    d = kt.draws(seed, 7 + 32 * CALLS)
+    r = d[:7]
+    nr = [4, 5, 5 + r[0] % 996, 5 + r[1] % 996, 5 + r[2] % 996,
+          (r[3] & 0xFFFFFFFF) | 4, 0xFFFFFFFF, 0x80000000,
+          ((r[4] << 32) | HI | 7) & M64,
+          ((r[5] << 32) | HI | (4 + r[6] % 0xFFFFFFFC)) & M64,
+          M64,
+          ((r[6] << 32) | HI | 0) & M64,
+          ((r[3] << 32) | HI | 1) & M64,
+          HI | 4]
+    regs_in, nzcv = [], []
+    for i in range(CALLS):
+        block = d[7 + 32 * i: 7 + 32 * (i + 1)]
+        regs_in.append(block[:31])
+        nzcv.append(kt.nzcv_of(block[31]))
+    text = f"w8 is write {r[6]:#x}\n".encode()
+    return nr, regs_in, nzcv, text
+
+
+def invalid(i):
+    return i not in (WRITE_HI, MALLOC_HI)
+
+
+def the_sys(t, kt, pid, i, x8):
+    """The sys marker of call i: the first with its whole x8 after the task's
+    "call<i>" line (numbers drawn from the seed may repeat)."""
+    lines = kt.facts_lines(t, pid, f"call{i}")
+    after = t.after(lines[0].event) if lines else t.events
+    found = [s for s in after if isinstance(s, Sys) and s.pid == pid and s.x8 == x8]
+    if not found:
+        t.fail("syscall: every svc must be reported by a sys marker, then return to the "
+               "task", *(lines[0].event,) if lines else kt.last_events_of(t, pid, 1),
+               detail=f"no sys with x8={x8:#x} (call {i})")
+    return found[0]
+
+
+def want_regs(t, kt, i, plan_):
+    nr, regs_in, nzcv, _ = plan_
+    want = {f"x{j}": regs_in[i][j] for j in range(1, 31)}
+    want["x8"] = nr[i]
+    want["nzcv"] = nzcv[i]
+    return want
+
+
+def test_unknown_numbers_return_enosys(t, kt):
+    pid = kt.first_pid(t)
+    p = plan(t.seed, kt)
+    for i in filter(invalid, range(CALLS)):
+        s = the_sys(t, kt, pid, i, p[0][i])
+        t.check(s.ret == ENOSYS, "syscall: an unknown number (w8 >= 4, the bound "
+                "included) must return -ENOSYS (-38)", s,
+                detail=f"x8={s.x8:#x} (w8={s.x8 & 0xFFFFFFFF}) returned {s.ret}")
+        r = kt.regs(t, pid, f"r{i}")
+        t.check(kt.s64(r["x0"]) == ENOSYS, "syscall: the task must see -ENOSYS (-38) in x0 "
+                "after an unknown number", r.events[0],
+                detail=f"x0={kt.u64(r['x0']):#x}")
+
+
+def test_no_handler_runs_for_unknown_numbers(t, kt):
+    pid = kt.first_pid(t)
+    p = plan(t.seed, kt)
+    for i in filter(invalid, range(CALLS)):
+        s = the_sys(t, kt, pid, i, p[0][i])
+        start = kt.previous_of_pid(t, s, pid)
+        acts = [e for e in kt.between(t, start, s)
+                if isinstance(e, (Out, PAlloc, PFree, PMove, Task))]
+        t.check(not acts, "syscall: no handler may run for an unknown number (-ENOSYS "
+                "without out, page or task events)", *acts[:2], s,
+                detail=f"x8={s.x8:#x}:\n{kt.fmt_events(acts)}")
+
+
+def test_sys_marker_reports_w8(t, kt):
+    pid = kt.first_pid(t)
+    p = plan(t.seed, kt)
+    for i in range(CALLS):
+        s = the_sys(t, kt, pid, i, p[0][i])
+        t.check(s.nr == s.x8 & 0xFFFFFFFF, "protocol: sys nr must be w8, the low 32 bits "
+                "of x8", s)
+        t.check(s.a0 == (p[1][i][0] if i != WRITE_HI else s.a0) and s.a1 == p[1][i][1]
+                and s.a2 == p[1][i][2], "protocol: sys a0..a2 must be x0..x2 at entry", s)
+
+
+def test_unknown_numbers_change_no_other_register(t, kt):
+    pid = kt.first_pid(t)
+    p = plan(t.seed, kt)
+    for i in filter(invalid, range(CALLS)):
+        r = kt.regs(t, pid, f"r{i}")
+        bad = kt.compare_regs(r, want_regs(t, kt, i, p))
+        if kt.u64(r["sp"]) != kt.u64(r["sp0"]):
+            bad.append(f"sp: expected {kt.u64(r['sp0']):#x}, got {kt.u64(r['sp']):#x}")
+        t.check(not bad, "syscall: an unknown number must change no register but x0 "
+                "(x1..x30, sp and NZCV kept)", r.events[0],
+                detail=f"call {i}, x8={p[0][i]:#x}: " + "; ".join(bad))
+
+
+def test_only_w8_counts_write(t, kt):
+    pid = kt.first_pid(t)
+    p = plan(t.seed, kt)
+    text = p[3]
+    s = the_sys(t, kt, pid, WRITE_HI, p[0][WRITE_HI])
+    rule = ("syscall: only w8 names the call: x8 = (high bits << 32) | 0 must be write "
+            "(the high 32 bits of x8 are ignored)")
+    t.check(s.ret == len(text), rule, s, detail=f"ret={s.ret}, expected {len(text)}")
+    outs = [e for e in kt.between(t, kt.previous_of_pid(t, s, pid), s) if isinstance(e, Out)]
+    t.check(len(outs) == 1 and outs[0].data == text and outs[0].pid == pid, rule, s,
+            *outs, detail=f"expected one out of {text!r}")
+    r = kt.regs(t, pid, f"r{WRITE_HI}")
+    bad = kt.compare_regs(r, want_regs(t, kt, WRITE_HI, p))
+    t.check(r["x0"] == len(text) and not bad, "syscall: write must return the byte count "
+            "in x0 and change no other register", r.events[0],
+            detail=f"x0={kt.u64(r['x0']):#x}; " + "; ".join(bad))
+
+
+def test_only_w8_counts_malloc(t, kt):
+    pid = kt.first_pid(t)
+    p = plan(t.seed, kt)
+    s = the_sys(t, kt, pid, MALLOC_HI, p[0][MALLOC_HI])
+    pallocs = [e for e in kt.between(t, kt.previous_of_pid(t, s, pid), s)
+               if isinstance(e, PAlloc)]
+    t.check(s.ret > 0 and s.ret % t.boot.page_size == 0 and len(pallocs) == 1
+            and pallocs[0].addr == s.ret,
+            "syscall: only w8 names the call: x8 = (high bits << 32) | 1 must be malloc",
+            s, *pallocs, detail=f"ret={s.ret}")
+    r = kt.regs(t, pid, f"r{MALLOC_HI}")
+    bad = kt.compare_regs(r, want_regs(t, kt, MALLOC_HI, p))
+    t.check(kt.u64(r["x0"]) == s.ret and not bad, "syscall: malloc must return the page "
+            "in x0 and change no other register", r.events[0],
+            detail=f"x0={kt.u64(r['x0']):#x}; " + "; ".join(bad))
+
+
+def test_task_goes_on(t, kt):
+    pid = kt.first_pid(t)
+    text = b"plain write after the invalid calls\n"
+    outs = [o for o in t.of(Out, pid=pid) if o.data == text]
+    t.check(len(outs) == 1, "syscall: after unknown numbers the task must go on and its "
+            "next valid call (write) must work", *kt.last_events_of(t, pid, 2))
+    after = kt.fact(t, pid, "after", "wrote")
+    t.check(after["wrote"] == len(text), "write: must return the number of bytes written",
+            after.events[0], detail=f"returned {after['wrote']}")
+
+
+def test_run_ends_cleanly(t, kt):
+    kt.check_clean_end(t)

@@ -1,0 +1,164 @@
+"""Rules every run must keep, whatever its scenario.
+
+Each scenario registered in kernel/user/*.c or tests/scenarios/*.c (found by
+its USER_SCENARIO(...) line) is judged here for the event order the
+protocol promises, page accounting, zombies, pids and a clean end. The runs
+are the same ones the scenario's own test file judges (one boot per
+scenario and seed in a session).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.events import (AllExited, Fault, Out, PAlloc, PFree, PMove, Switch, Sys,
+                            Task, Tick)
+
+ROOT = Path(__file__).resolve().parents[2]
+_REGISTERED = re.compile(r"^\s*USER_SCENARIO\((\w+)\)", re.M)
+
+
+def registered_scenarios() -> list[str]:
+    names = []
+    for src in sorted([*ROOT.glob("kernel/user/*.c"), *ROOT.glob("tests/scenarios/*.c")]):
+        names += _REGISTERED.findall(src.read_text(errors="replace"))
+    return names
+
+
+SCENARIOS = registered_scenarios()
+
+
+@pytest.fixture(params=SCENARIOS)
+def t(request, run_scenario):
+    return run_scenario(request.param)
+
+
+def _acts(e):
+    """The pid an event shows running or being acted on at EL0's behalf."""
+    if isinstance(e, (Out, Sys, Tick, Fault, PAlloc)):
+        return e.pid
+    if isinstance(e, Switch):
+        return e.to
+    return None
+
+
+def test_nothing_happens_to_a_task_before_it_exists(t, kt):
+    born = set()
+    for e in t.events:
+        if isinstance(e, Task) and e.state == "new":
+            t.check(e.pid not in born, "clone: pids are never reused", e)
+            born.add(e.pid)
+        pid = _acts(e)
+        if pid not in (None, 0):
+            t.check(pid in born, "causality: a task's events may only come after its "
+                    "task new marker", e, detail=f"pid {pid}")
+
+
+def test_first_task_setup_order(t, kt):
+    first = kt.first_pid(t)
+    new = kt.new_of(t, first)
+    user = t.of(Task, pid=first, state="user")
+    t.check(bool(user), "run: the first task must drop to EL0 (task state=user reason=entry)",
+            new)
+    stack = [e for e in kt.between(t, new, user[0]) if isinstance(e, PAlloc) and e.pid == first]
+    t.check(len(stack) == 1, "run: the first task's stack palloc must come after its task new "
+            "and before its task user", new, user[0])
+    ran = [e for e in t.before(user[0]) if isinstance(e, (Out, Sys)) and e.pid == first]
+    t.check(not ran, "run: the first task runs only after task user reason=entry", *ran[:1])
+
+
+def test_clone_event_order(t, kt):
+    for new in t.of(Task, state="new", reason="clone"):
+        rest = t.after(new)
+        move = next((e for e in rest if isinstance(e, PMove) and e.to == new.pid), None)
+        ret = next((e for e in rest if isinstance(e, Sys) and e.pid == new.parent), None)
+        t.check(move is not None and ret is not None and move.seq < ret.seq
+                and ret.nr == kt.SYS_CLONE and ret.ret == new.pid and move.from_ == new.parent
+                and move.addr == ret.a0,
+                "clone: the order must be task new (child), pmove (stack, parent to child), "
+                "then the parent's sys with ret = child pid", new, *([move] if move else []),
+                *([ret] if ret else []))
+
+
+def test_exit_and_fault_event_order(t, kt):
+    pages = kt.Pages(t)
+    for z in t.of(Task, state="zombie"):
+        if z.reason == "exit":
+            start = kt.exit_of(t, z.pid)
+            t.check(start is not None and start.ret is None and start.seq < z.seq,
+                    "exit: the exit sys marker (no ret) must come before task zombie "
+                    "reason=exit", z)
+        else:
+            found = t.of(Fault, pid=z.pid)
+            start = found[0] if found else None
+            t.check(start is not None and start.seq < z.seq, "fault: the fault marker must "
+                    "come before task zombie reason=fault", z)
+        between = kt.between(t, start, z)
+        freed = [e.addr for e in between if isinstance(e, PFree)]
+        others = [e for e in between if not isinstance(e, PFree)]
+        owned = pages.owned_by(z.pid, start)
+        t.check(not others and freed == owned and all(e.pid == z.pid for e in between),
+                f"{z.reason}: between the {'exit sys' if z.reason == 'exit' else 'fault'} and "
+                "task zombie come only the pfrees of every page the task owned, by ascending "
+                "address", start, z, detail=f"owned {[hex(a) for a in owned]}, freed "
+                f"{[hex(a) for a in freed]}, other events {len(others)}")
+        nxt = t.after(z)[:1]
+        t.check(bool(nxt) and (isinstance(nxt[0], AllExited) or (isinstance(nxt[0], Switch)
+                                                               and nxt[0].from_ == z.pid)),
+                "exit: after task zombie the kernel switches away (switch from=<it>) or "
+                "reports all_exited", z, *nxt)
+
+
+def test_zombies_are_never_scheduled(t, kt):
+    for z in t.of(Task, state="zombie"):
+        later = [e for e in t.after(z) if _acts(e) == z.pid
+                 or (isinstance(e, Task) and e.pid == z.pid and e.state != "reaped")]
+        t.check(not later, "scheduler: a zombie must never be scheduled again", z, *later[:1])
+
+
+def test_out_belongs_to_its_write(t, kt):
+    for o in t.of(Out):
+        nxt = next((e for e in t.after(o) if isinstance(e, (Sys, Tick, Switch, Out))
+                    and _acts(e) == o.pid), None)
+        t.check(isinstance(nxt, Sys) and nxt.nr == kt.SYS_WRITE and nxt.pid == o.pid,
+                "protocol: an out marker comes right before its write's sys marker", o,
+                *([nxt] if nxt else []))
+        t.check(o.len == len(o.data), "protocol: out len must be the number of bytes", o)
+    for s in t.of(Sys, nr=kt.SYS_WRITE):
+        if s.ret is not None and s.ret > 0:
+            outs = [e for e in kt.between(t, kt.previous_of_pid(t, s, s.pid), s)
+                    if isinstance(e, Out)]
+            t.check(sum(o.len for o in outs) == s.ret, "write: the bytes in the out markers "
+                    "must be the bytes write says it wrote", s, *outs[:1])
+
+
+def test_pages_are_accounted(t, kt):
+    pages = kt.Pages(t)
+    t.check(not pages.errors, "pages: every palloc/pfree/pmove must agree with who owns the "
+            "page", *[e for e, _ in pages.errors[:3]],
+            detail="; ".join(m for _, m in pages.errors[:3]))
+    for e in t.of(PAlloc):
+        t.check(pages.in_pool(e.addr) and e.addr % t.boot.page_size == 0,
+                "pages: every page handed out must be a page of the pool", e)
+    left = pages.final()
+    t.check(not left, "pages: when every task has exited every page must be free", t.end,
+            detail=f"{len(left)} pages still owned, e.g. " +
+            ", ".join(f"{a:#x} by pid {p}" for a, p in list(left.items())[:4]))
+
+
+def test_live_tasks_fit_the_table(t, kt):
+    limit = t.boot.nr_tasks - 1
+    live = set()
+    for e in t.of(Task):
+        if e.state == "new":
+            live.add(e.pid)
+            t.check(len(live) <= limit, f"clone: at most nr_tasks-1 ({limit}) live user tasks",
+                    e)
+        elif e.state == "zombie":
+            live.discard(e.pid)
+
+
+def test_run_ends_cleanly(t, kt):
+    kt.check_clean_end(t)

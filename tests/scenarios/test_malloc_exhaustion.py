@@ -1,0 +1,266 @@
+"""Judge of scenario malloc_exhaustion (tests/scenarios/malloc_exhaustion.c).
+
+The first task clones a child and exits. The child keeps one page aside,
+mallocs until malloc fails, calls it a few more times, writes, clones a
+grandchild on the page it kept and exits; the grandchild mallocs once the
+child's pages are back and reports whether the pages it got are zeroed.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import pytest
+
+from harness.events import Out, PAlloc, PFree, PMove, Sys
+
+SCENARIO = "malloc_exhaustion"
+FAILED = -1
+SYS_MALLOC = 1
+
+
+@pytest.fixture
+def t(run_scenario):
+    return run_scenario(SCENARIO)
+
+
+def seed_values(t, kt):
+    """(extra calls after the first failure, pages the parent takes)."""
+    d = kt.draws(t.seed, 3)
+    return 2 + d[0] % 4, 2 + d[2] % 3
+
+
+def is_page(t, ret):
+    return ret is not None and ret > 0 and ret % t.boot.page_size == 0
+
+
+@dataclass
+class Call:
+    """One malloc as the page events tell it."""
+    sys: Sys
+    palloc: PAlloc | None   # the palloc reported for it, if any
+    was_owned: bool         # its page was owned by someone at that palloc
+    lowest: int | None      # the lowest free pool page right before it
+    owned: int              # pool pages owned when the sys was reported
+
+
+def _lowest_free(t, owner):
+    b = t.boot
+    for i in range(b.pool_pages):
+        addr = b.pool_base + i * b.page_size
+        if addr not in owner:
+            return addr
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def replay(t):
+    """Every malloc of the run, replayed against the page events in one pass."""
+    owner: dict[int, int] = {}
+    pending: dict[int, tuple] = {}
+    calls = []
+    for ev in t.events:
+        if isinstance(ev, PAlloc):
+            pending[ev.pid] = (ev, ev.addr in owner, _lowest_free(t, owner))
+            owner[ev.addr] = ev.pid
+        elif isinstance(ev, PFree):
+            owner.pop(ev.addr, None)
+        elif isinstance(ev, PMove):
+            owner[ev.addr] = ev.to
+        elif isinstance(ev, Sys):
+            got = pending.pop(ev.pid, None)
+            if ev.nr == SYS_MALLOC:
+                calls.append(Call(ev, *(got or (None, False, None)), len(owner)))
+    return calls
+
+
+def pids(t, kt):
+    """(first task, the exhausting child, the grandchild it clones at the end)."""
+    parent = kt.first_pid(t)
+    kids = kt.children_of(t, parent)
+    t.check(len(kids) == 1, "clone: the parent's clone of the exhausting child must succeed",
+            *t.of(Sys, pid=parent, nr=kt.SYS_CLONE), detail=f"children: {kids}")
+    grand = kt.children_of(t, kids[0])
+    t.check(len(grand) == 1, "clone: after exhaustion, a clone on a page the caller owns "
+            "must still succeed (clone needs no new page)",
+            *t.of(Sys, pid=kids[0], nr=kt.SYS_CLONE), detail=f"children of {kids[0]}: {grand}")
+    return parent, kids[0], grand[0]
+
+
+def first_failure(t, kt, child):
+    """The child's first malloc that did not return a page."""
+    calls = kt.mallocs(t, child)
+    for c in calls:
+        if not is_page(t, c.ret):
+            return c
+    t.fail("malloc: once every pool page is taken, malloc must return -1",
+           *calls[-1:], detail=f"the child's {len(calls)} mallocs all returned pages")
+
+
+def test_malloc_returns_free_pool_pages(t, kt):
+    b = t.boot
+    for c in replay(t):
+        ret = c.sys.ret
+        if ret == FAILED:
+            continue
+        where = f"malloc returned {kt.u64(ret):#x}"
+        t.check(ret > 0, "malloc: must return a page address or exactly -1 (a failure "
+                "is -1, never 0 or an errno)", c.sys, detail=where)
+        t.check(is_page(t, ret), "malloc: a successful malloc must return a page-aligned "
+                "address", c.sys, detail=where)
+        t.check(b.pool_base <= ret < b.pool_base + b.pool_pages * b.page_size,
+                "malloc: the page must lie inside the pool [pool_base, pool_base + "
+                "pool_pages*page_size)", c.sys, detail=where)
+        t.check(not (ret < b.kernel_end and ret + b.page_size > b.kernel_base),
+                "malloc: the page must not overlap kernel memory [kernel_base, kernel_end)",
+                c.sys, detail=where)
+        t.check(not (ret < b.user_end and ret + b.page_size > b.user_base),
+                "malloc: the page must not overlap the user section", c.sys, detail=where)
+        t.check(c.palloc is not None and c.palloc.addr == ret,
+                "malloc: the kernel must report the page it hands out (palloc pid addr) "
+                "before the sys", c.sys, detail=where)
+        t.check(not c.was_owned, "malloc: the page must not be owned by a live task "
+                "(no page is handed out twice)", c.palloc, detail=where)
+        t.check(c.lowest == ret, "malloc: the lowest free page must be taken", c.sys,
+                detail=f"{where}, the lowest free page was {c.lowest:#x}"
+                if c.lowest is not None else where)
+
+
+def test_exhaustion_returns_exactly_minus_one(t, kt):
+    _, child, _ = pids(t, kt)
+    fail = first_failure(t, kt, child)
+    t.check(fail.ret == FAILED, "malloc: when no page is free malloc must return exactly -1 "
+            "(not 0 or an errno)", fail, detail=f"it returned {fail.ret}")
+    end = kt.fact(t, child, "child", "end")
+    t.check(end["end"] == kt.u64(FAILED), "malloc: the task must see -1 in x0 when the "
+            "pool is exhausted", end.events[-1], detail=f"the child saw {end['end']:#x}")
+
+
+def test_minus_one_only_when_pool_is_full(t, kt):
+    for c in replay(t):
+        if c.sys.ret == FAILED:
+            t.check(c.owned == t.boot.pool_pages, "malloc: -1 only when every pool page "
+                    "is owned (pool_pages pages)", c.sys,
+                    detail=f"{c.owned} of {t.boot.pool_pages} pages owned at this -1")
+
+
+def test_whole_pool_was_handed_out(t, kt):
+    _, child, _ = pids(t, kt)
+    fail = first_failure(t, kt, child)
+    owned = next(c.owned for c in replay(t) if c.sys is fail)
+    t.check(owned == t.boot.pool_pages, "malloc: the pool must hand out all of its "
+            "pool_pages pages before malloc fails", fail,
+            detail=f"{owned} of {t.boot.pool_pages} pages owned at the first failure")
+
+
+def test_keeps_returning_minus_one(t, kt):
+    extra, _ = seed_values(t, kt)
+    _, child, _ = pids(t, kt)
+    fail = first_failure(t, kt, child)
+    later = [c for c in kt.mallocs(t, child) if c.seq > fail.seq]
+    t.check(len(later) == extra, "the scenario's child must make its extra malloc calls",
+            *later[-1:], fail, detail=f"expected {extra}, found {len(later)}")
+    for c in later:
+        t.check(c.ret == FAILED, "malloc: once it failed, every later call must return -1 "
+                "until a page is freed", c, detail=f"it returned {c.ret}")
+    seen = kt.facts(t, child).get("again")
+    lines = [ln for ln in kt.facts_lines(t, child, "again")]
+    t.check(seen is not None and all(v.get("ret") == kt.u64(FAILED) for v in lines),
+            "malloc: the task must see -1 on every call after exhaustion",
+            *(seen.events[:1] if seen else []))
+
+
+def test_task_sees_what_kernel_reports(t, kt):
+    _, child, _ = pids(t, kt)
+    fail = first_failure(t, kt, child)
+    # the first malloc is the page kept aside for the grandchild's stack
+    rets = [c.ret for c in kt.mallocs(t, child) if c.seq < fail.seq][1:]
+    got = kt.fact(t, child, "child", "count", "sum", "xor", "lo", "hi")
+    x = 0
+    for r in rets:
+        x ^= r
+    want = {"count": len(rets), "sum": kt.u64(sum(rets)), "xor": x,
+            "lo": min(rets, default=kt.MASK64), "hi": max(rets, default=0)}
+    bad = [f"{k}: kernel reported {want[k]:#x}, the task saw {got[k]:#x}"
+           for k in want if got[k] != want[k]]
+    t.check(not bad, "malloc: the address in x0 must be the page the kernel reports "
+            "(sys ret, palloc)", got.events[0], detail="; ".join(bad))
+
+
+def test_pages_are_zeroed(t, kt):
+    _, child, grand = pids(t, kt)
+    got = kt.fact(t, child, "child", "dirty")
+    t.check(got["dirty"] == 0, "malloc: every page must be filled with zeros",
+            got.events[-1], detail=f"{got['dirty']} pages the child got were not all zero")
+    for line in kt.facts_lines(t, grand, "page0", "page1", "page2", "page3"):
+        t.check(line["nonzero"] == 0, "malloc: a page freed by an exited task must be "
+                "zeroed again before it is handed out", line.event,
+                detail=f"page {line['addr']:#x}: {line['nonzero']} nonzero words")
+
+
+def test_still_writes_after_exhaustion(t, kt):
+    _, child, _ = pids(t, kt)
+    fail = first_failure(t, kt, child)
+    outs = [o for o in t.of(Out, pid=child) if o.seq > fail.seq and o.data == b"still writing\n"]
+    t.check(bool(outs), "malloc: the kernel must stay healthy after exhaustion (the task "
+            "can still write)", fail)
+    sys = next((s for s in t.after(outs[0]) if isinstance(s, Sys) and s.pid == child), None)
+    t.check(sys is not None and sys.nr == kt.SYS_WRITE and sys.ret == 14,
+            "write: must return the number of bytes written", outs[0], *([sys] if sys else []))
+
+
+def test_exit_frees_every_page(t, kt):
+    _, child, _ = pids(t, kt)
+    ex = kt.exit_of(t, child)
+    z = kt.zombie_of(t, child)
+    t.check(ex is not None and z is not None, "exit: the child must exit and become a zombie",
+            *kt.last_events_of(t, child, 2))
+    pages = kt.Pages(t)
+    owned = pages.owned_by(child, ex)
+    freed = [e.addr for e in kt.between(t, ex, z) if isinstance(e, PFree) and e.pid == child]
+    t.check(freed == owned, "exit: every page the task owned must go back to the pool "
+            "(pfree of each, by ascending address, between its exit and task zombie)", ex, z,
+            detail=f"owned {len(owned)} pages, {len(freed)} pfree events"
+            + ("" if sorted(freed) == freed else " (not ascending)"))
+    t.check(not pages.owned_by(child, z, before=False), "exit: a zombie must own no page", z)
+    parent, _, grand = pids(t, kt)
+    pz = kt.zombie_of(t, parent)
+    alive = {grand} | ({parent} if pz is None or pz.seq > z.seq else set())
+    left = pages.at(z)
+    t.check(set(left.values()) <= alive, "exit: once the exhausting task has exited, every "
+            "page but those of live tasks must be free", z,
+            detail=f"{len(left)} pages owned, by pids {sorted(set(left.values()))}")
+
+
+def test_another_task_allocates_after_exit(t, kt):
+    _, pages_wanted = seed_values(t, kt)
+    _, child, grand = pids(t, kt)
+    z = kt.zombie_of(t, child)
+    calls = kt.mallocs(t, grand)
+    early = [c for c in calls if z is None or c.seq < z.seq]
+    for c in early:
+        t.check(c.ret == FAILED, "malloc: while the pool is exhausted every malloc must "
+                "return -1", c, detail=f"it returned {c.ret}")
+    ok = [c for c in calls if is_page(t, c.ret)]
+    t.check(len(ok) == pages_wanted and z is not None and all(c.seq > z.seq for c in ok),
+            "malloc: after the exhausting task exits, its pages must be free again and "
+            "another task can allocate", *(ok[:1] or calls[-1:] or [t.end]),
+            detail=f"pid {grand} got {len(ok)} of {pages_wanted} pages after pid {child} exited")
+    got = kt.fact(t, grand, "g", "got")
+    t.check(got["got"] == kt.u64(ok[0].ret), "malloc: the address in x0 must be the page "
+            "the kernel reports", got.events[-1])
+
+
+def test_all_pages_free_at_end(t, kt):
+    pages = kt.Pages(t)
+    t.check(not pages.errors, "pages: every palloc/pfree/pmove must agree with who owns "
+            "the page", *[e for e, _ in pages.errors[:3]],
+            detail="; ".join(m for _, m in pages.errors[:3]))
+    left = pages.final()
+    t.check(not left, "pages: when every task has exited every page must be free",
+            t.end, detail=f"{len(left)} pages still owned, e.g. " +
+            ", ".join(f"{a:#x} by pid {p}" for a, p in list(left.items())[:4]))
+
+
+def test_run_ends_cleanly(t, kt):
+    kt.check_clean_end(t)

@@ -1,0 +1,125 @@
+"""Judge of scenario regs_preserved (tests/scenarios/regs_preserved.c).
+
+Register sets drawn from the seed go through a write and a malloc
+(u_regs_svc) and through a long busy loop that only touches x0
+(u_regs_spin), run by the parent and a sibling side by side so that both
+are interrupted by ticks and switched out and back in.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness.events import Out, Switch, Sys, Tick
+
+SCENARIO = "regs_preserved"
+SPIN_BASE, SPIN_SPAN = 2500000, 1000000
+MIN_TICKS = 2
+
+
+@pytest.fixture
+def t(run_scenario):
+    return run_scenario(SCENARIO)
+
+
+def plan(seed, kt):
+    """regs[k] (x0..x30 draws), nzcv[k] for k = write, malloc, parent spin,
+    child spin; the spin counts; the write's text."""
+    d = kt.draws(seed, 4 * 32 + 2)
+    regs = [d[32 * k: 32 * k + 31] for k in range(4)]
+    nzcv = [kt.nzcv_of(d[32 * k + 31]) for k in range(4)]
+    counts = [SPIN_BASE + d[128] % SPIN_SPAN, SPIN_BASE + d[129] % SPIN_SPAN]
+    text = f"registers kept {regs[0][1]:#x}\n".encode()
+    return regs, nzcv, counts, text
+
+
+def want(p, k, x8=None):
+    regs, nzcv, _, _ = p
+    w = {f"x{i}": regs[k][i] for i in range(1, 31)}
+    if x8 is not None:
+        w["x8"] = x8
+    w["nzcv"] = nzcv[k]
+    return w
+
+
+def kept(t, kt, r, w, rule, *cite, what=""):
+    bad = kt.compare_regs(r, w)
+    if kt.u64(r["sp"]) != kt.u64(r["sp0"]):
+        bad.append(f"sp: expected {kt.u64(r['sp0']):#x}, got {kt.u64(r['sp']):#x}")
+    t.check(not bad, rule, *cite, r.events[0], detail=f"{what}: " + "; ".join(bad))
+
+
+def test_write_keeps_registers(t, kt):
+    pid = kt.first_pid(t)
+    p = plan(t.seed, kt)
+    r = kt.regs(t, pid, "write")
+    text = p[3]
+    t.check(r["x0"] == len(text) and text in t.output(pid),
+            "write: must write the string and return its length in x0", r.events[0],
+            detail=f"x0={kt.u64(r['x0']):#x}, expected {len(text)}")
+    kept(t, kt, r, want(p, 0, kt.SYS_WRITE), "syscall: a write must change no register "
+         "but x0 (x1..x30, sp and NZCV kept)", what="write")
+
+
+def test_malloc_keeps_registers(t, kt):
+    pid = kt.first_pid(t)
+    p = plan(t.seed, kt)
+    r = kt.regs(t, pid, "malloc")
+    calls = [s for s in kt.mallocs(t, pid) if s.seq < r.events[0].seq]
+    t.check(bool(calls) and kt.u64(r["x0"]) == kt.u64(calls[-1].ret),
+            "malloc: the task must get the page the kernel reports in x0", r.events[0],
+            *calls[-1:])
+    kept(t, kt, r, want(p, 1, kt.SYS_MALLOC), "syscall: a malloc must change no register "
+         "but x0 (x1..x30, sp and NZCV kept)", what="malloc")
+
+
+def spinners(t, kt):
+    parent = kt.first_pid(t)
+    kids = kt.children_of(t, parent)
+    t.check(len(kids) == 1, "clone: the parent's clone must succeed",
+            *t.of(Sys, pid=parent, nr=kt.SYS_CLONE))
+    return [(parent, 2), (kids[0], 3)]
+
+
+def test_preemption_keeps_registers(t, kt):
+    p = plan(t.seed, kt)
+    for pid, k in spinners(t, kt):
+        r = kt.regs(t, pid, f"spin{k}")
+        t.check(r["x0"] == 0, "scenario: the spin loop must end with x0 = 0", r.events[0])
+        w = want(p, k)
+        w["x8"] = p[0][k][8]
+        kept(t, kt, r, w, "preemption: a task interrupted by ticks and switched out and "
+             "back in must get every register back (x1..x30, sp, NZCV)",
+             what=f"pid {pid} after its spin")
+
+
+def spin_window(t, kt, pid, k):
+    """(begin sys, first dump out) around pid's spin."""
+    begin = kt.fact(t, pid, f"begin{k}", "n")
+    start = next(e for e in t.after(begin.events[0]) if isinstance(e, Sys) and e.pid == pid)
+    dump = kt.regs(t, pid, f"spin{k}").events[0]
+    return start, dump
+
+
+def test_spins_are_preempted(t, kt):
+    p = plan(t.seed, kt)
+    for (pid, k), n in zip(spinners(t, kt), p[2]):
+        got = kt.fact(t, pid, f"begin{k}", "n")
+        t.check(got["n"] == n, "scenario: the spin count must come from the seed",
+                got.events[0])
+        start, dump = spin_window(t, kt, pid, k)
+        inside = kt.between(t, start, dump)
+        ticks = [e for e in inside if isinstance(e, Tick) and e.pid == pid]
+        t.check(len(ticks) >= MIN_TICKS, "timer: a task busy at EL0 must be interrupted by "
+                f"timer ticks (tick pid=<it>; at least {MIN_TICKS} during this spin)",
+                start, dump, detail=f"pid {pid}: {len(ticks)} ticks")
+        away = [e for e in inside if isinstance(e, Switch) and e.from_ == pid]
+        back = [e for e in inside if isinstance(e, Switch) and e.to == pid]
+        t.check(bool(away) and bool(back), "scheduling: with two CPU-bound tasks each must "
+                "be switched out and back in during its spin", start, dump,
+                detail=f"pid {pid}: {len(away)} switches away, {len(back)} back")
+        outs = [e for e in inside if isinstance(e, Out) and e.pid == pid]
+        t.check(not outs, "scenario: nothing is written during the spin", *outs[:1])
+
+
+def test_run_ends_cleanly(t, kt):
+    kt.check_clean_end(t)

@@ -1,0 +1,189 @@
+"""Judge of scenario write_checks (tests/scenarios/write_checks.c).
+
+After each test call the task prints "w_<case> addr=.. ret=..": the call's
+own sys marker is the task's last write before that line.
+"""
+from __future__ import annotations
+
+import pytest
+
+from harness.events import AllExited, End, Out, Sys
+
+SCENARIO = "write_checks"
+EFAULT, EINVAL = -14, -22
+MARKER = b"\n@KT 99 end count=99 reason=all_exited\n"
+FORMAT = b"%s%n%x%d%p%%\n"
+ALL_BYTES = bytes(range(1, 256))
+NOT_USER = ["null", "kernel", "past_ram", "wrap", "free_page", "off_page"]
+TOO_LONG = ["cap_first", "long", "max_plus1"]
+
+
+@pytest.fixture
+def t(run_scenario):
+    return run_scenario(SCENARIO)
+
+
+def seed_values(seed, kt):
+    """The seed's strings s0..s3 and off_len, fit_len, fill, parent and child text."""
+    from harness.prng import SplitMix64
+    g = SplitMix64(seed)
+    strings = []
+    for i, (base, span) in enumerate(((0, 1), (1, 50), (50, 200), (200, 600))):
+        n = base + g.next() % span
+        if i == 0:
+            n = 0
+        strings.append(bytes(0x20 + g.next() % 95 for _ in range(n)))
+    off_len = 1 + g.next() % 1000
+    fit_len = 1 + g.next() % 1000
+    fill = ord("a") + g.next() % 26
+    parent = f"parent says {g.next():#x}\n".encode()
+    child = f"child says {g.next():#x}\n".encode()
+    return dict(strings=strings, off_len=off_len, fit_len=fit_len, fill=fill,
+                parent=parent, child=child)
+
+
+class Call:
+    """One test call: the result line the task printed, the call's sys
+    marker and the out markers the call produced."""
+
+    def __init__(self, t, kt, pid, case):
+        lines = kt.facts_lines(t, pid, f"w_{case}")
+        if not lines:
+            t.fail(f"the scenario's task must reach its '{case}' write and report it",
+                   *kt.last_events_of(t, pid, 1), detail=f"pid {pid} printed no w_{case} line")
+        self.line = lines[0]
+        self.user_ret = self.line["ret"]
+        self.addr = self.line["addr"]
+        before = [e for e in t.before(self.line.event) if isinstance(e, Sys) and e.pid == pid]
+        self.sys = before[-1] if before else None
+        start = kt.previous_of_pid(t, self.sys, pid) if self.sys else None
+        self.outs = [e for e in kt.between(t, start, self.sys)
+                     if isinstance(e, Out)] if self.sys else []
+        t.check(self.sys is not None and self.sys.nr == kt.SYS_WRITE
+                and self.sys.a0 == kt.u64(self.addr),
+                "syscall: every write must be reported by its sys marker (nr=0, a0=the "
+                "string)", self.line.event, *([self.sys] if self.sys else []))
+
+    def data(self):
+        return b"".join(o.data for o in self.outs)
+
+
+def test_byte_count(t, kt):
+    pid = kt.first_pid(t)
+    v = seed_values(t.seed, kt)
+    for i, s in enumerate(v["strings"]):
+        c = Call(t, kt, pid, f"s{i}")
+        t.check(c.sys.ret == len(s) and c.user_ret == len(s),
+                "write: must return the number of bytes written (the terminator not "
+                "counted; 0 for an empty string)", c.sys, c.line.event,
+                detail=f"string of {len(s)} bytes: kernel ret={c.sys.ret}, task saw {c.user_ret}")
+        t.check(c.data() == s, "write: the out marker must carry exactly the string's bytes",
+                c.sys, *c.outs, detail=f"expected {s!r}")
+
+
+def test_not_user_memory_is_efault(t, kt):
+    pid = kt.first_pid(t)
+    for case in NOT_USER:
+        c = Call(t, kt, pid, case)
+        t.check(c.sys.ret == EFAULT and c.user_ret == EFAULT,
+                "write: a string that is not entirely in user memory must get -EFAULT (-14)",
+                c.sys, c.line.event, detail=f"case {case}, s={kt.u64(c.addr):#x}: "
+                f"kernel ret={c.sys.ret}, task saw {c.user_ret}")
+
+
+def test_free_page_really_was_free(t, kt):
+    pid = kt.first_pid(t)
+    pages = kt.Pages(t)
+    p = kt.fact(t, pid, "page", "p")["p"]
+    for case in ("free_page", "off_page"):
+        c = Call(t, kt, pid, case)
+        t.check(p + t.boot.page_size not in pages.before(c.sys) and
+                pages.before(c.sys).get(p) == pid,
+                "malloc: the lowest free page must be taken (the page after P must still be "
+                "free here)", c.sys, detail=f"P={p:#x}")
+
+
+def test_too_long_is_einval(t, kt):
+    pid = kt.first_pid(t)
+    for case in TOO_LONG:
+        c = Call(t, kt, pid, case)
+        t.check(c.sys.ret == EINVAL and c.user_ret == EINVAL,
+                "write: a string with no terminator within write_max + 1 bytes must get "
+                "-EINVAL (-22), even if it would leave user memory later", c.sys,
+                detail=f"case {case}: kernel ret={c.sys.ret}, task saw {c.user_ret}")
+
+
+def test_failed_writes_write_nothing(t, kt):
+    pid = kt.first_pid(t)
+    for case in NOT_USER + TOO_LONG:
+        c = Call(t, kt, pid, case)
+        t.check(not c.outs, "write: a failing write must write nothing (no out marker)",
+                *c.outs, c.sys, detail=f"case {case}")
+
+
+def test_write_max_exactly(t, kt):
+    pid = kt.first_pid(t)
+    v = seed_values(t.seed, kt)
+    n = t.boot.write_max
+    c = Call(t, kt, pid, "max")
+    want = 1024 if 1024 <= n else EINVAL
+    t.check(c.sys.ret == want, f"write: a string of exactly write_max ({n}) bytes must be "
+            "written", c.sys, detail=f"ret={c.sys.ret}")
+    if want > 0:
+        t.check(c.data() == bytes([v["fill"]]) * 1024, "write: the out marker must carry "
+                "exactly the string's bytes", c.sys, *c.outs[:1])
+
+
+def test_strings_at_page_edges(t, kt):
+    pid = kt.first_pid(t)
+    v = seed_values(t.seed, kt)
+    fit = Call(t, kt, pid, "fit")
+    t.check(fit.sys.ret == v["fit_len"] and fit.data() == bytes([v["fill"]]) * v["fit_len"],
+            "write: a string whose terminator is the last byte of an owned page is user "
+            "memory and must be written", fit.sys, *fit.outs[:1],
+            detail=f"{v['fit_len']} bytes, ret={fit.sys.ret}")
+    p = kt.fact(t, pid, "page", "p", "q")
+    t.check(p["q"] == p["p"] + t.boot.page_size, "malloc: the lowest free page must be "
+            "taken", p.events[-1])
+    cross = Call(t, kt, pid, "cross")
+    t.check(cross.sys.ret == 500 and cross.data() == bytes([v["fill"]]) * 500,
+            "write: a string crossing from one owned page into the next owned page is user "
+            "memory and must be written", cross.sys, detail=f"ret={cross.sys.ret}")
+
+
+def test_bytes_travel_unchanged(t, kt):
+    pid = kt.first_pid(t)
+    for case, want in (("marker", MARKER), ("all_bytes", ALL_BYTES), ("format", FORMAT)):
+        c = Call(t, kt, pid, case)
+        t.check(c.sys.ret == len(want) and c.data() == want,
+                "write: bytes must be copied as they are (never a format string, every byte "
+                "value escaped in the out marker)", c.sys, *c.outs,
+                detail=f"case {case}: expected {want!r}, got {c.data()!r}")
+    t.check(len(t.of(End)) == 1 and len(t.of(AllExited)) == 1,
+            "write: user bytes that look like a marker must stay user output", t.end)
+
+
+def test_output_goes_to_the_writer(t, kt):
+    pid = kt.first_pid(t)
+    v = seed_values(t.seed, kt)
+    kids = kt.children_of(t, pid)
+    t.check(len(kids) == 1, "clone: the parent's clone must succeed",
+            *t.of(Sys, pid=pid, nr=kt.SYS_CLONE))
+    child = kids[0]
+    new = kt.new_of(t, child)
+    mine, theirs = t.output(pid), t.output(child)
+    t.check(v["parent"] in mine and v["parent"] not in theirs,
+            "write: output must be attributed to the task that wrote it (the parent's text)",
+            *t.of(Out, pid=pid)[-2:])
+    t.check(v["child"] in theirs and v["child"] not in mine and MARKER in theirs,
+            "write: output must be attributed to the task that wrote it (the child's text)",
+            *t.of(Out, pid=child)[:2], new)
+    early = [o for o in t.of(Out, pid=child) if o.seq < new.seq]
+    t.check(not early, "causality: a child's output must come after its task new", *early[:1])
+    c = Call(t, kt, child, "child_text")
+    t.check(c.sys.ret == len(v["child"]), "write: must return the number of bytes written",
+            c.sys)
+
+
+def test_run_ends_cleanly(t, kt):
+    kt.check_clean_end(t)
