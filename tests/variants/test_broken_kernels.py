@@ -1,0 +1,98 @@
+"""Proof of strength: the suite must judge deliberately broken kernels as failing.
+
+Each variant is a patch in fixtures/variants/ applied to a temporary copy of
+kernel/. The copy is built, and the scenario judge the variant targets is run
+against it in a child pytest. The variant is caught only if that judge fails
+and its report names the rule the patch breaks.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VARIANTS_DIR = ROOT / "fixtures" / "variants"
+BUILD_TIMEOUT_S = 300
+JUDGE_TIMEOUT_S = 300
+JUDGE_RUN_TIMEOUT_S = 15  # per QEMU run inside the child pytest
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str          # fixtures/variants/<name>.patch
+    judge: str         # the scenario test file that must catch it
+    rule: str          # text the failure report must contain
+
+    @property
+    def patch(self) -> Path:
+        return VARIANTS_DIR / f"{self.name}.patch"
+
+
+VARIANTS = [
+    Variant("child_x0_not_zeroed", "tests/scenarios/test_clone_twice.py",
+            "clone: the child must see 0 in x0"),
+    Variant("parent_regs_overwritten", "tests/scenarios/test_clone_twice.py",
+            "clone: the parent's registers must survive clone unchanged"),
+    Variant("syscall_bound_off_by_one", "tests/scenarios/test_invalid_syscall.py",
+            "an unknown number (w8 >= 4, the bound included) must return -ENOSYS"),
+    Variant("zombie_left_runnable", "tests/scenarios/test_exit_zombie.py",
+            "exit: must never return; a zombie must never run again"),
+    Variant("malloc_returns_zero", "tests/scenarios/test_malloc_exhaustion.py",
+            "when no page is free malloc must return exactly -1"),
+]
+
+
+def test_every_patch_has_a_variant() -> None:
+    """A patch nobody runs proves nothing: each one must be listed above."""
+    listed = {v.name for v in VARIANTS}
+    on_disk = {p.stem for p in VARIANTS_DIR.glob("*.patch")}
+    assert on_disk == listed, f"patches without a Variant entry: {sorted(on_disk - listed)}; " \
+                              f"Variant entries without a patch: {sorted(listed - on_disk)}"
+
+
+def build_variant(variant: Variant, work: Path) -> Path:
+    """Copy the kernel sources to work/, apply the variant's patch, build the
+    test image there and return its path. Fails with the tool's output."""
+    for item in ("Makefile", "kernel", "tests/scenarios"):
+        src = ROOT / item
+        dst = work / item
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    applied = subprocess.run(["git", "apply", "-p1", str(variant.patch)], cwd=work,
+                             capture_output=True, text=True)
+    assert applied.returncode == 0, (
+        f"{variant.patch.name} no longer applies to kernel/ (regenerate it from a "
+        f"deliberately broken kernel with `git diff kernel`):\n{applied.stderr}")
+    built = subprocess.run(["make", "-j2", "build/kernel8-test.img"], cwd=work,
+                           capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    assert built.returncode == 0, f"variant {variant.name} does not build:\n{built.stdout[-3000:]}{built.stderr[-3000:]}"
+    return work / "build" / "kernel8-test.img"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+def test_broken_kernel_is_caught(variant: Variant, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    image = build_variant(variant, tmp_path)
+    seed = request.config.getoption("kt_seed", None)
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / variant.judge), "-q", "-p", "no:cacheprovider",
+           "-p", "no:xdist", "--kernel", str(image), "--run-timeout", str(JUDGE_RUN_TIMEOUT_S),
+           ]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
+    judged = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=JUDGE_TIMEOUT_S,
+                            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    report = judged.stdout + judged.stderr
+    assert judged.returncode != 0, (
+        f"broken kernel {variant.name!r} PASSED {variant.judge}: the judge is too weak\n{report[-4000:]}")
+    assert judged.returncode == 1, f"the judge did not run cleanly (exit {judged.returncode}):\n{report[-4000:]}"
+    assert variant.rule in report, (
+        f"{variant.judge} failed on {variant.name!r} but its report does not name the rule "
+        f"({variant.rule!r}):\n{report[-4000:]}")
