@@ -1,0 +1,38 @@
+#!/bin/sh
+# ensure-deps.sh: make sure the cross compiler, QEMU and Debian's Python
+# test packages are here. As root, install what is missing with apt-get
+# (--no-install-recommends); otherwise say exactly what to install and fail.
+# Quiet when everything is present. Used by `make check`, `make test`, `make bench`.
+set -u
+
+PY=/usr/bin/python3
+missing=""
+
+want_cmd() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
+want_py()  { [ -x "$PY" ] && "$PY" -c "import $1" >/dev/null 2>&1 || missing="$missing $2"; }
+
+want_cmd aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+want_cmd aarch64-linux-gnu-ld binutils-aarch64-linux-gnu
+want_cmd qemu-system-aarch64 qemu-system-arm
+[ -x "$PY" ] || missing="$missing python3"
+want_py pytest python3-pytest
+want_py pexpect python3-pexpect
+want_py xdist python3-pytest-xdist
+
+[ -z "$missing" ] && exit 0
+# The same package can be named twice (python3 missing means all of them).
+missing=$(printf '%s\n' $missing | sort -u | tr '\n' ' ')
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-deps: installing: $missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || exit 1
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing || exit 1
+    exit 0
+fi
+
+echo "ensure-deps: missing: $missing" >&2
+echo "Install them (Debian 12) with:" >&2
+echo "    sudo apt-get install --no-install-recommends $missing" >&2
+exit 1
