@@ -9,7 +9,8 @@
 #   make bench         timing figures (not a test)
 #
 # Options: CONSOLE=mini|pl011 (default mini), PYTHON=/usr/bin/python3,
-#          PYTEST_ARGS=... (extra pytest arguments), CROSS=aarch64-linux-gnu-
+#          PYTEST_ARGS=... (extra pytest arguments), PYTEST_JOBS=-n 2 (xdist; empty: serial),
+#          CROSS=aarch64-linux-gnu-, V=1 (show commands)
 
 CROSS   ?= aarch64-linux-gnu-
 CC      := $(CROSS)gcc
@@ -123,11 +124,13 @@ qemu-test: $(B)/kernel8-test.img
 deps:
 	@sh tools/ensure-deps.sh
 
-KERNEL_ARG := $(if $(KERNEL),--kernel $(KERNEL))
+# Two QEMUs at a time (the machine's cores); JUnit XML for CI.
+PYTEST_JOBS ?= -n 2
+KERNEL_ARG := $(if $(KERNEL),--kernel=$(abspath $(KERNEL)))
 check: deps $(if $(KERNEL),,all)
-	$(PYTHON) -m pytest tests/scenarios $(KERNEL_ARG) $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) $(KERNEL_ARG) $(PYTEST_ARGS)
 test: deps all
-	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests $(PYTEST_JOBS) --junitxml=$(B)/junit.xml $(PYTEST_ARGS)
 bench: deps all
 	$(PYTHON) -m harness.bench
 

@@ -1,7 +1,7 @@
 """Command line: ``python -m harness list|run`` (for a person at a terminal).
 
     python -m harness list [--kernel IMG]
-    python -m harness run <scenario> [--kernel IMG] [--seed N] [--deterministic] [--timeout S]
+    python -m harness run <scenario> [--kernel IMG] [--seed N] [--realtime] [--timeout S]
 
 ``run`` streams the console live, then prints one summary line; it exits 0
 when the run ended with ``end reason=all_exited``, 1 on a verdict (a panic
@@ -40,7 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--boot-timeout", type=float, default=5.0, metavar="S")
     common.add_argument("--timeout", type=float, default=30.0, metavar="S",
                         help="seconds the command may take once sent")
-    common.add_argument("--deterministic", action="store_true", help="run QEMU with -icount")
+    mode = common.add_mutually_exclusive_group()
+    mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
+                      help="run QEMU with -icount: a seed always gives the same transcript (default)")
+    mode.add_argument("--realtime", dest="deterministic", action="store_false",
+                      help="run QEMU in real time: timing varies from run to run")
     top = argparse.ArgumentParser(prog="python -m harness", description="Boot the kernel under "
                                   "test in QEMU and list its scenarios or run one.")
     sub = top.add_subparsers(dest="command", required=True)

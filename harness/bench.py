@@ -1,7 +1,7 @@
 """Timing figures for the harness (``make bench``; not a test).
 
     python -m harness.bench [--kernel IMG] [--runs N] [--seed N] [--scenario NAME ...]
-                            [--deterministic] [--no-suite]
+                            [--realtime] [--no-suite]
 
 For each scenario: the median wall time of a run through the harness
 (spawn on a pty, parse, save) next to a bare run of the same QEMU command
@@ -11,10 +11,10 @@ floor is QEMU raspi3b's own boot-to-exit on an image that exits at once
 (fixtures/images/exit.S). Then the wall time of the whole suite
 (``pytest tests/scenarios``), serially and with ``-n 2``.
 
-Wall times are only as steady as the machine is idle. In real-time mode the
-guest's work itself varies with the host's speed (a slower run sees more
-timer ticks); --deterministic fixes the guest's work, so the overhead
-column then measures the harness alone.
+Wall times are only as steady as the machine is idle. The default,
+deterministic mode (-icount) fixes the guest's work, so the overhead column
+measures the harness alone; with --realtime the guest's work itself varies
+with the host's speed (a slower run sees more timer ticks).
 """
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scenario", action="append", help="only these (default: all listed)")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="QEMU with -icount: the guest does the same work in every run, "
-                             "so the overhead column is not blurred by the host's speed")
+    parser.add_argument("--realtime", dest="deterministic", action="store_false",
+                        help="QEMU in real time instead of the default -icount (with -icount the "
+                             "guest does the same work in every run, so the overhead column is "
+                             "not blurred by the host's speed)")
     parser.add_argument("--no-suite", action="store_true", help="skip the whole-suite timings")
     args = parser.parse_args(argv)
     root = Path.cwd()
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nharness overhead per run: median {statistics.median(overheads):.1f} ms, "
           f"max {max(overheads):.1f} ms (harness run minus bare QEMU run)")
     if not args.no_suite:
-        mode = ["--deterministic"] if args.deterministic else []
+        mode = [] if args.deterministic else ["--realtime"]
         for label, extra in (("serial", mode), ("-n 2", mode + ["-p", "xdist", "-n", "2"])):
             seconds, last = _suite_seconds(root, kernel, args.seed, extra)
             print(f"suite (pytest tests/scenarios), {label:>6}: {seconds:6.2f} s   [{last}]")

@@ -84,7 +84,9 @@ OPTIONS = (
     _Option("--console", "kt_console", "console UART: mini or pl011 (default: the image "
             "note's, else mini)", _console, "UART"),
     _Option("--deterministic", "kt_deterministic", "run QEMU with -icount so a seed always "
-            "gives the same transcript", _flag),
+            "gives the same transcript (the default; --realtime turns it off)", _flag),
+    _Option("--transcript-dir", "kt_transcript_dir", f"where run transcripts are saved "
+            f"(default: {TRANSCRIPT_DIR})", str, "DIR"),
 )
 
 
@@ -98,6 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         else:
             group.addoption(opt.flag, dest=dest, metavar=opt.metavar, default=None, help=opt.help)
         parser.addini(opt.ini, f"{opt.help} [same as {opt.flag}]")
+    group.addoption("--realtime", dest="kt_deterministic", action="store_const", const="false",
+                    help="run QEMU in real time (no -icount): timing varies from run to run")
 
 
 def _setting(config: pytest.Config, opt: _Option) -> tuple[Any, str] | None:
@@ -162,7 +166,14 @@ def _make_session(config: pytest.Config) -> _Session:
         kernel_path, build_root = config.invocation_params.dir / kernel[0], None
     else:  # relative to the ini file
         kernel_path, build_root = (config.inipath or root).parent / kernel[0], None
-    cfg = RunConfig(kernel=kernel_path, transcript_dir=root / TRANSCRIPT_DIR)
+    transcripts = values["kt_transcript_dir"]
+    if transcripts is None:
+        transcript_dir = root / TRANSCRIPT_DIR
+    elif transcripts[1] == "--transcript-dir":
+        transcript_dir = config.invocation_params.dir / transcripts[0]
+    else:  # relative to the ini file
+        transcript_dir = (config.inipath or root).parent / transcripts[0]
+    cfg = RunConfig(kernel=kernel_path, transcript_dir=transcript_dir)
     for name, attr in (("kt_qemu", "qemu"), ("kt_run_timeout", "run_timeout"),
                        ("kt_boot_timeout", "boot_timeout"), ("kt_console", "console"),
                        ("kt_deterministic", "deterministic")):

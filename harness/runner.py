@@ -42,7 +42,7 @@ class RunConfig:
     kernel: Path
     qemu: str = DEFAULT_QEMU
     console: str | None = None  #: None: the image note's, else "mini"
-    deterministic: bool = False  #: -icount/-rtc clock=vm: same seed, same bytes
+    deterministic: bool = True  #: -icount/-rtc clock=vm: same seed, same bytes
     boot_timeout: float = 5.0
     run_timeout: float = 30.0
     exit_timeout: float = 5.0

@@ -53,9 +53,11 @@ def make_image(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def fake_config(fake_qemu: FakeQemu, make_image: Callable[..., Path], tmp_path: Path) -> RunConfig:
-    """A RunConfig that boots the fake QEMU with short timeouts."""
+    """A RunConfig that boots the fake QEMU in real-time mode (no -icount on
+    its command line) with short timeouts."""
     return RunConfig(kernel=make_image(), qemu=str(fake_qemu.path), boot_timeout=2.0,
-                     run_timeout=2.0, exit_timeout=1.0, transcript_dir=tmp_path / "transcripts")
+                     run_timeout=2.0, exit_timeout=1.0, deterministic=False,
+                     transcript_dir=tmp_path / "transcripts")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -45,7 +45,7 @@ def test_header_shows_the_settings_and_the_seed(session: Callable[..., pytest.Ru
     result = session({"test_a": "def test_a(): pass"}, "--seed", "42")
     result.stdout.re_match_lines([
         rf"kt kernel: {re.escape(str(make_image()))} \(console mini: image note\)",
-        r"kt qemu: .*qemu-system-aarch64, boot-timeout 0.5 s, run-timeout 30 s, deterministic off",
+        r"kt qemu: .*qemu-system-aarch64, boot-timeout 0.5 s, run-timeout 30 s, deterministic on",
         r"kt seed: 42 \(--seed; replay with --seed 42\)",
     ])
 
@@ -138,11 +138,28 @@ def test_ini_settings_apply_and_the_command_line_wins(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     pytester.makepyprojecttoml('[tool.pytest.ini_options]\nkt_seed = "5"\nkt_run_timeout = "9"\n'
-                               'kt_deterministic = "true"\n')
+                               'kt_deterministic = "false"\n')
     pytester.makepyfile(test_a="def test_a(): pass")
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "--seed", "6", timeout=60)
-    result.stdout.fnmatch_lines(["*run-timeout 9 s, deterministic on*",
+    result.stdout.fnmatch_lines(["*run-timeout 9 s, deterministic off*",
                                  "kt seed: 6 (--seed; replay with --seed 6)"])
+
+
+def test_realtime_turns_deterministic_mode_off(pytester: pytest.Pytester,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makepyfile(test_a="def test_a(): pass")
+    result = pytester.runpytest_subprocess("-p", "harness.plugin", "--realtime", timeout=60)
+    result.stdout.fnmatch_lines(["*deterministic off*"])
+
+
+def test_transcripts_go_to_the_transcript_dir(session: Callable[..., pytest.RunResult],
+                                              tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    result = session({"test_a": "def test_a(run_scenario):\n    run_scenario('clone_twice')\n"},
+                     "--seed", "42", f"--transcript-dir={target}")
+    result.assert_outcomes(passed=1)
+    assert [p.name for p in target.iterdir()] == ["clone_twice-42.txt"]
 
 
 def test_xdist_workers_run_the_controllers_seed(session: Callable[..., pytest.RunResult],

@@ -83,10 +83,10 @@ def test_broken_kernel_is_caught(variant: Variant, tmp_path: Path, request: pyte
     image = build_variant(variant, tmp_path)
     seed = request.config.getoption("kt_seed", None)
     cmd = [sys.executable, "-m", "pytest", str(ROOT / variant.judge), "-q", "-p", "no:cacheprovider",
-           "-p", "no:xdist", "--kernel", str(image), "--run-timeout", str(JUDGE_RUN_TIMEOUT_S),
-           ]
+           "-p", "no:xdist", f"--kernel={image}", f"--run-timeout={JUDGE_RUN_TIMEOUT_S}",
+           f"--transcript-dir={tmp_path / 'transcripts'}"]
     if seed is not None:
-        cmd += ["--seed", str(seed)]
+        cmd.append(f"--seed={seed}")
     judged = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=JUDGE_TIMEOUT_S,
                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     report = judged.stdout + judged.stderr
