@@ -124,8 +124,9 @@ qemu-test: $(B)/kernel8-test.img
 deps:
 	@sh tools/ensure-deps.sh
 
-# Two QEMUs at a time (the machine's cores); JUnit XML for CI.
-PYTEST_JOBS ?= -n 2
+# Two QEMUs at a time (the machine's cores), each scenario's tests on one
+# worker so it boots once (tests/scenarios/conftest.py); JUnit XML for CI.
+PYTEST_JOBS ?= -n 2 --dist loadgroup
 KERNEL_ARG := $(if $(KERNEL),--kernel=$(abspath $(KERNEL)))
 check: deps $(if $(KERNEL),,all)
 	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) $(KERNEL_ARG) $(PYTEST_ARGS)

@@ -260,7 +260,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     failures of a test that ran a scenario: a section naming the transcripts."""
     outcome = yield
     report = outcome.get_result()
-    if report.when != "call" or not report.failed or call.excinfo is None:
+    if report.when not in ("setup", "call") or not report.failed or call.excinfo is None:
         return
     excinfo = call.excinfo
     if excinfo.errisinstance(RuleBroken) or (

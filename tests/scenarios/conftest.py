@@ -13,7 +13,6 @@ Use it as `def test_x(t, kt): kt.facts(t, pid)`.
 """
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -22,11 +21,11 @@ import pytest
 
 from harness.events import (AllExited, End, Event, Fault, Out, PAlloc, PFree,
                             PMove, Switch, Sys, Task, Tick)
+from harness.abi import (EAGAIN, EFAULT, EINVAL, ENOSYS, SYS_CLONE,  # noqa: F401 (kt.*)
+                         SYS_EXIT, SYS_MALLOC, SYS_WRITE)
 from harness.prng import SplitMix64
 
 MASK64 = (1 << 64) - 1
-SYS_WRITE, SYS_MALLOC, SYS_CLONE, SYS_EXIT = 0, 1, 2, 3
-EAGAIN, EFAULT, EINVAL, ENOSYS = 11, 14, 22, 38
 REG_NAMES = [f"x{i}" for i in range(31)] + ["nzcv", "sp", "sp0"]
 
 
@@ -312,24 +311,25 @@ def fmt_events(evs: Iterable[Event], limit: int = 6) -> str:
     return text + (f"\n... and {len(evs) - limit} more" if len(evs) > limit else "")
 
 
-_EXIT_RETURNED = re.compile(r"@KT \d+ sys pid=(\d+) nr=3 [^\n]* ret=(-?\d+)")
+def scenario_of(item: pytest.Item) -> str | None:
+    """The scenario a test judges: its module's SCENARIO, or the scenario it
+    is parametrized with (test_invariants.py)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and isinstance(callspec.params.get("t"), str):
+        return callspec.params["t"]
+    return getattr(getattr(item, "module", None), "SCENARIO", None)
 
 
-def run_judged(run_scenario: Any, name: str) -> Any:
-    """run_scenario(name), but a run the harness rejects because an exit
-    returned (a `sys nr=3 ... ret=` marker: the protocol has no such thing,
-    because exit never returns) fails with the contract's rule, not only
-    the parser's complaint."""
-    try:
-        return run_scenario(name)
-    except pytest.fail.Exception as e:
-        found = _EXIT_RETURNED.search(str(e))
-        if not found:
-            raise
-        message = str(e)
-    pytest.fail(f"rule broken: exit: must never return; a zombie must never run again "
-                f"(pid {found.group(1)}'s exit returned {found.group(2)})\n"
-                f"the harness rejected the run:\n{message}", pytrace=False)
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into node ids
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist (--dist loadgroup), keep every test of one scenario on one
+    worker: the run is cached per worker, so the scenario then boots once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        name = scenario_of(item)
+        if name is not None:
+            item.add_marker(pytest.mark.xdist_group(name))
 
 
 _THIS = sys.modules[__name__]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 
+from harness import abi
+
 from harness.events import PMove, Sys, Task
 
 SCENARIO = "clone_errors"
-EINVAL, EAGAIN = -22, -11
+EINVAL, EAGAIN = -abi.EINVAL, -abi.EAGAIN
 BAD = ["misaligned", "null", "user_section", "kernel", "past_ram", "free_page",
        "own_stack", "other_stack", "other_page", "full_misaligned"]
 FULL = ["full"]

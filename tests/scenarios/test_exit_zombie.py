@@ -17,7 +17,7 @@ TURNS = 12
 
 @pytest.fixture
 def t(run_scenario, kt):
-    return kt.run_judged(run_scenario, SCENARIO)
+    return run_scenario(SCENARIO)
 
 
 def seed_values(t, kt):

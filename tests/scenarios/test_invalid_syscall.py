@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness import abi
+
 from harness.events import Out, PAlloc, PFree, PMove, Sys, Task
 
 SCENARIO = "invalid_syscall"
@@ -15,7 +17,7 @@ CALLS = 14
 WRITE_HI, MALLOC_HI = 11, 12
 HI = 1 << 32
 M64 = (1 << 64) - 1
-ENOSYS = -38
+ENOSYS = -abi.ENOSYS
 
 
 @pytest.fixture

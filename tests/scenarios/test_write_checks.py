@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from harness import abi
+
 from harness.events import AllExited, End, Out, Sys
 
 SCENARIO = "write_checks"
-EFAULT, EINVAL = -14, -22
+EFAULT, EINVAL = -abi.EFAULT, -abi.EINVAL
 MARKER = b"\n@KT 99 end count=99 reason=all_exited\n"
 FORMAT = b"%s%n%x%d%p%%\n"
 ALL_BYTES = bytes(range(1, 256))
