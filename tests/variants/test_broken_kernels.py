@@ -45,6 +45,8 @@ VARIANTS = [
             "exit: must never return; a zombie must never run again"),
     Variant("malloc_returns_zero", "tests/scenarios/test_malloc_exhaustion.py",
             "when no page is free malloc must return exactly -1"),
+    Variant("panic_in_malloc", "tests/scenarios/test_malloc_exhaustion.py",
+            "in vector 'EL1h sync': 'undefined instruction'"),
 ]
 
 
