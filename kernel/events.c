@@ -63,6 +63,8 @@ static void key(const char *k)
     console_putc('=');
 }
 
+/* f_udec / f_hex / f_name: a field whose value is a decimal, a hex number,
+ * or a bare name (a kernel string without spaces or quotes). */
 static void f_udec(const char *k, u64 v) { key(k); put_udec(v); }
 static void f_hex(const char *k, u64 v) { key(k); put_hex(v); }
 static void f_name(const char *k, const char *v) { key(k); console_puts(v); }
@@ -114,6 +116,9 @@ static void end(void)
     console_putc('\n');
     line_open = false;
 }
+
+/* One function per marker kind, each printing the fields docs/protocol.md
+ * lists for it, in that order. */
 
 void ev_boot(void)
 {

@@ -12,6 +12,8 @@
 #endif
 
 #if KT_TEST
+/* ev_<kind>(fields...): print one `<kind>` marker with those fields, in the
+ * order docs/protocol.md gives; the sequence number is added here. */
 void ev_boot(void);
 void ev_ready(void);
 void ev_scenario(const char *name);
