@@ -47,6 +47,17 @@ VARIANTS = [
             "when no page is free malloc must return exactly -1"),
     Variant("panic_in_malloc", "tests/scenarios/test_malloc_exhaustion.py",
             "in vector 'EL1h sync': 'undefined instruction'"),
+    # Beyond the four named scenarios: one broken kernel for each other judge.
+    Variant("write_trusts_user_pointer", "tests/scenarios/test_write_checks.py",
+            "in vector 'EL1h sync': 'data abort in the kernel'"),
+    Variant("clone_takes_any_stack", "tests/scenarios/test_clone_errors.py",
+            "not owned by the caller, or the caller's own stack page must get -EINVAL"),
+    Variant("el0_fault_panics", "tests/scenarios/test_el0_faults.py",
+            "in vector 'EL0 sync'"),
+    Variant("syscall_clobbers_x1", "tests/scenarios/test_regs_preserved.py",
+            "a write must change no register but x0"),
+    Variant("scheduler_never_preempts", "tests/scenarios/test_fairness.py",
+            "a time slice must end"),
 ]
 
 
@@ -69,6 +80,9 @@ def build_variant(variant: Variant, work: Path) -> Path:
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+    if (ROOT / "build" / "config").exists():  # reuse objects: make rebuilds what the patch touches
+        shutil.copytree(ROOT / "build", work / "build", ignore=shutil.ignore_patterns(
+            "transcripts", "bench", "bad-images", "demo", "*.img", "*.elf", "junit.xml"))
     applied = subprocess.run(["git", "apply", "-p1", str(variant.patch)], cwd=work,
                              capture_output=True, text=True)
     assert applied.returncode == 0, (
