@@ -3,7 +3,9 @@
  * what the user task uses. */
 #include "events.h"
 #include "mm.h"
+#include "mmio.h"
 #include "param.h"
+#include "trap.h"
 
 #define PAGE_FREE 0 /* owner of a free page (pid 0, idle, never owns one) */
 
@@ -14,6 +16,8 @@ _Static_assert(POOL_PAGES > 0, "the pool needs pages");
 
 void mm_init(void)
 {
+    if (pool_end() > RAM_END)
+        panic("mm", 0, 0, pool_end(), "mm_init: the page pool runs past RAM");
     for (u64 i = 0; i < POOL_PAGES; i++)
         owner[i] = PAGE_FREE;
 }

@@ -4,7 +4,7 @@
 
 #include "types.h"
 
-/* mm_init: every pool page free. */
+/* mm_init: every pool page free; panics if the pool would pass RAM_END. */
 void mm_init(void);
 
 /* pool_base / pool_end: the pool is [pool_base(), pool_end()). */

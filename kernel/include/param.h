@@ -12,7 +12,6 @@
 #define CMDLINE_MAX      80    /* longest test-mode command line, in bytes */
 #define PROTO_VERSION    1     /* test-mode marker protocol (docs/protocol.md) */
 
-#define KERNEL_LOAD_ADDR 0x80000     /* where the firmware (and QEMU) loads us */
 #define FALLBACK_CNTFRQ  19200000    /* Pi 3 crystal, if CNTFRQ_EL0 reads 0 */
 
 #endif

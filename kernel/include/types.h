@@ -11,7 +11,6 @@ typedef uint32_t u32;
 typedef uint64_t u64;
 typedef int64_t  s64;
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define ALIGNED(x, a) (((x) & ((a) - 1)) == 0)
 
 #endif
