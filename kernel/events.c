@@ -13,33 +13,8 @@ extern u64 boot_el;
 static u64 next_seq;   /* seq of the next marker */
 static bool line_open; /* a marker line has begun and not ended */
 
-static const char hexdigits[] = "0123456789abcdef";
-
-/* put_udec: v in decimal. */
-static void put_udec(u64 v)
-{
-    char buf[20];
-    int n = 0;
-
-    do {
-        buf[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        console_putc(buf[--n]);
-}
-
-/* put_hex: v as 0x followed by lower-case hex, no leading zeros. */
-static void put_hex(u64 v)
-{
-    int shift = 60;
-
-    console_puts("0x");
-    while (shift > 0 && !((v >> shift) & 0xf))
-        shift -= 4;
-    for (; shift >= 0; shift -= 4)
-        console_putc(hexdigits[(v >> shift) & 0xf]);
-}
+#define HEX 16   /* base of hex fields and \xHH escapes */
+#define DEC 10
 
 /* begin: start a marker line of the given kind. If a fault cut the
  * previous marker short (a panic inside an ev_* call), end that line
@@ -50,7 +25,7 @@ static void begin(const char *kind)
         console_putc('\n');
     line_open = true;
     console_puts("@KT ");
-    put_udec(next_seq++);
+    console_put_num(next_seq++, DEC, 0);
     console_putc(' ');
     console_puts(kind);
 }
@@ -65,21 +40,12 @@ static void key(const char *k)
 
 /* f_udec / f_hex / f_name: a field whose value is a decimal, a hex number,
  * or a bare name (a kernel string without spaces or quotes). */
-static void f_udec(const char *k, u64 v) { key(k); put_udec(v); }
-static void f_hex(const char *k, u64 v) { key(k); put_hex(v); }
+static void f_udec(const char *k, u64 v) { key(k); console_put_num(v, DEC, 0); }
+static void f_hex(const char *k, u64 v) { key(k); console_puts("0x"); console_put_num(v, HEX, 0); }
 static void f_name(const char *k, const char *v) { key(k); console_puts(v); }
 
 /* f_sdec: a signed decimal field. */
-static void f_sdec(const char *k, s64 v)
-{
-    key(k);
-    if (v < 0) {
-        console_putc('-');
-        put_udec(-(u64)v);
-    } else {
-        put_udec((u64)v);
-    }
-}
+static void f_sdec(const char *k, s64 v) { key(k); console_put_signed(v); }
 
 /* f_quoted: bytes as a quoted string: printable ASCII but '"' and '\'
  * as is, every other byte as \xHH, so it can never break the line. */
@@ -93,8 +59,7 @@ static void f_quoted(const char *k, const char *bytes, u64 len)
             console_putc((char)b);
         } else {
             console_puts("\\x");
-            console_putc(hexdigits[b >> 4]);
-            console_putc(hexdigits[b & 0xf]);
+            console_put_num(b, HEX, 2);
         }
     }
     console_putc('"');

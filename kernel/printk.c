@@ -17,8 +17,7 @@ void console_puts(const char *s)
         console_putc(*s++);
 }
 
-/* put_num: v in the given base, at least `width` digits (zero padded). */
-static void put_num(u64 v, unsigned base, int width)
+void console_put_num(u64 v, unsigned base, int width)
 {
     char buf[24];
     int n = 0;
@@ -33,14 +32,13 @@ static void put_num(u64 v, unsigned base, int width)
         console_putc(buf[--n]);
 }
 
-/* put_signed: v in decimal with its sign. */
-static void put_signed(s64 v)
+void console_put_signed(s64 v)
 {
     if (v < 0) {
         console_putc('-');
-        put_num(-(u64)v, 10, 0);
+        console_put_num(-(u64)v, 10, 0);
     } else {
-        put_num((u64)v, 10, 0);
+        console_put_num((u64)v, 10, 0);
     }
 }
 
@@ -62,10 +60,10 @@ void kprintf(const char *fmt, ...)
         switch (*fmt) {
         case 's': console_puts(va_arg(ap, const char *)); break;
         case 'c': console_putc((char)va_arg(ap, int)); break;
-        case 'd': put_signed(is_long ? va_arg(ap, long) : va_arg(ap, int)); break;
-        case 'u': put_num(is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10, 0); break;
-        case 'x': put_num(is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16, 0); break;
-        case 'p': console_puts("0x"); put_num((u64)va_arg(ap, void *), 16, 16); break;
+        case 'd': console_put_signed(is_long ? va_arg(ap, long) : va_arg(ap, int)); break;
+        case 'u': console_put_num(is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10, 0); break;
+        case 'x': console_put_num(is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16, 0); break;
+        case 'p': console_puts("0x"); console_put_num((u64)va_arg(ap, void *), 16, 16); break;
         case '%': console_putc('%'); break;
         default:  console_putc('?'); break;
         }
