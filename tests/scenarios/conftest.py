@@ -7,7 +7,6 @@ this file only adds judge-side helpers that several scenarios need:
 - regs(...): a register dump printed by u_print_regs (kernel/user/ulib.c);
 - Pages: a replay of palloc/pfree/pmove that knows who owns which page;
 - small event queries (the exit of a pid, the events between two events);
-- check_clean_end(t): the shared "the run ends by itself" rule.
 
 Use it as `def test_x(t, kt): kt.facts(t, pid)`.
 """
@@ -19,13 +18,11 @@ from typing import Any, Iterable
 
 import pytest
 
-from harness.events import (AllExited, End, Event, Fault, Out, PAlloc, PFree,
-                            PMove, Switch, Sys, Task, Tick)
 from harness.abi import (EAGAIN, EFAULT, EINVAL, ENOSYS, SYS_CLONE,  # noqa: F401 (kt.*)
                          SYS_EXIT, SYS_MALLOC, SYS_WRITE)
-from harness.prng import SplitMix64
+from harness.events import Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task, Tick
+from harness.prng import MASK64, SplitMix64
 
-MASK64 = (1 << 64) - 1
 REG_NAMES = [f"x{i}" for i in range(31)] + ["nzcv", "sp", "sp0"]
 
 
@@ -280,28 +277,6 @@ class Pages:
         """Whether addr is a byte of the page pool."""
         b = self.t.boot
         return b.pool_base <= addr < b.pool_base + b.pool_pages * b.page_size
-
-
-# --- the shared end rule -------------------------------------------------------
-
-def check_clean_end(t: Any) -> None:
-    """The last task's exit ends the run: all_exited, then end
-    reason=all_exited, then QEMU exits with code 0."""
-    ends = t.of(End)
-    done = t.of(AllExited)
-    t.check(bool(done), "run: when the last user task exits the kernel must report all_exited",
-            *ends, detail="no all_exited marker")
-    t.check(t.end.reason == "all_exited",
-            "run: a run whose tasks all exit must end with end reason=all_exited", t.end,
-            detail=f"end reason={t.end.reason}")
-    t.check(done[-1].seq == t.end.seq - 1,
-            "run: all_exited must be the marker right before end", done[-1], t.end)
-    zombies = {e.pid for e in t.of(Task, state="zombie")}
-    alive = [p for p in t.pids() if p not in zombies]
-    t.check(not alive, "run: all_exited may only come when every user task has exited",
-            done[-1], detail=f"pids never reported as zombies: {alive}")
-    t.check(t.exit_code == 0, "run: after end reason=all_exited QEMU must exit with code 0 "
-            "(semihosting SYS_EXIT 0)", t.end, detail=f"QEMU exit code {t.exit_code}")
 
 
 def fmt_events(evs: Iterable[Event], limit: int = 6) -> str:

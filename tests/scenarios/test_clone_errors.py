@@ -197,6 +197,3 @@ def test_all_pages_freed(t, kt):
     t.check(not pages.final(), "pages: when every task has exited every page must be free",
             t.end, detail=f"{len(pages.final())} pages still owned")
 
-
-def test_run_ends_cleanly(t, kt):
-    kt.check_clean_end(t)

@@ -181,6 +181,3 @@ def test_children_exit_as_zombies(t, kt):
         t.check(z.parent == parent, "exit: the zombie's parent must be the task that "
                 "cloned it", z)
 
-
-def test_run_ends_cleanly(t, kt):
-    kt.check_clean_end(t)

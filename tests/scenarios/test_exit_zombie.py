@@ -128,6 +128,3 @@ def test_others_keep_running(t, kt):
         t.check(zz is not None and zz.reason == "exit", "exit: every task must end as a "
                 "zombie with reason=exit", *kt.last_events_of(t, pid, 1))
 
-
-def test_run_ends_cleanly(t, kt):
-    kt.check_clean_end(t)

@@ -103,6 +103,3 @@ def test_children_start_after_creation(t, kt):
         t.check(not early, "causality: a task can run only after its task new marker",
                 *early[:1], new)
 
-
-def test_run_ends_cleanly(t, kt):
-    kt.check_clean_end(t)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.events import (AllExited, Fault, Out, PAlloc, PFree, PMove, Switch, Sys,
+from harness.events import (AllExited, End, Fault, Out, PAlloc, PFree, PMove, Switch, Sys,
                             Task, Tick)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,4 +161,20 @@ def test_live_tasks_fit_the_table(t, kt):
 
 
 def test_run_ends_cleanly(t, kt):
-    kt.check_clean_end(t)
+    """The last task's exit ends the run: all_exited, then end
+    reason=all_exited, then QEMU exits with code 0."""
+    ends = t.of(End)
+    done = t.of(AllExited)
+    t.check(bool(done), "run: when the last user task exits the kernel must report all_exited",
+            *ends, detail="no all_exited marker")
+    t.check(t.end.reason == "all_exited",
+            "run: a run whose tasks all exit must end with end reason=all_exited", t.end,
+            detail=f"end reason={t.end.reason}")
+    t.check(done[-1].seq == t.end.seq - 1,
+            "run: all_exited must be the marker right before end", done[-1], t.end)
+    zombies = {e.pid for e in t.of(Task, state="zombie")}
+    alive = [p for p in t.pids() if p not in zombies]
+    t.check(not alive, "run: all_exited may only come when every user task has exited",
+            done[-1], detail=f"pids never reported as zombies: {alive}")
+    t.check(t.exit_code == 0, "run: after end reason=all_exited QEMU must exit with code 0 "
+            "(semihosting SYS_EXIT 0)", t.end, detail=f"QEMU exit code {t.exit_code}")

@@ -261,6 +261,3 @@ def test_all_pages_free_at_end(t, kt):
             t.end, detail=f"{len(left)} pages still owned, e.g. " +
             ", ".join(f"{a:#x} by pid {p}" for a, p in list(left.items())[:4]))
 
-
-def test_run_ends_cleanly(t, kt):
-    kt.check_clean_end(t)

@@ -120,6 +120,3 @@ def test_spins_are_preempted(t, kt):
         outs = [e for e in inside if isinstance(e, Out) and e.pid == pid]
         t.check(not outs, "scenario: nothing is written during the spin", *outs[:1])
 
-
-def test_run_ends_cleanly(t, kt):
-    kt.check_clean_end(t)

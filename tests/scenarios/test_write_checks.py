@@ -186,6 +186,3 @@ def test_output_goes_to_the_writer(t, kt):
     t.check(c.sys.ret == len(v["child"]), "write: must return the number of bytes written",
             c.sys)
 
-
-def test_run_ends_cleanly(t, kt):
-    kt.check_clean_end(t)
