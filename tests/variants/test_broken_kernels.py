@@ -50,7 +50,7 @@ VARIANTS = [
     # Beyond the four named scenarios: one broken kernel for each other judge.
     Variant("write_trusts_user_pointer", "tests/scenarios/test_write_checks.py",
             "in vector 'EL1h sync': 'data abort in the kernel'"),
-    Variant("clone_takes_any_stack", "tests/scenarios/test_clone_errors.py",
+    Variant("clone_ignores_page_owner", "tests/scenarios/test_clone_errors.py",
             "not owned by the caller, or the caller's own stack page must get -EINVAL"),
     Variant("el0_fault_panics", "tests/scenarios/test_el0_faults.py",
             "in vector 'EL0 sync'"),
