@@ -156,24 +156,25 @@ _SESSION = pytest.StashKey[_Session]()
 _PATHS = pytest.StashKey[list[Path]]()
 
 
+def _path(config: pytest.Config, setting: tuple[str, str] | None, default: str) -> Path:
+    """A path setting: relative to the current directory when given on the
+    command line, to the ini file when given there, else ``default`` under
+    the rootdir."""
+    if setting is None:
+        return config.rootpath / default
+    value, source = setting
+    if source.startswith("--"):
+        return config.invocation_params.dir / value
+    return (config.inipath or config.rootpath).parent / value
+
+
 def _make_session(config: pytest.Config) -> _Session:
     values = {opt.ini: _setting(config, opt) for opt in OPTIONS}
-    root = config.rootpath
-    kernel = values["kt_kernel"]
-    if kernel is None:
-        kernel_path, build_root = root / DEFAULT_KERNEL, root
-    elif kernel[1] == "--kernel":
-        kernel_path, build_root = config.invocation_params.dir / kernel[0], None
-    else:  # relative to the ini file
-        kernel_path, build_root = (config.inipath or root).parent / kernel[0], None
-    transcripts = values["kt_transcript_dir"]
-    if transcripts is None:
-        transcript_dir = root / TRANSCRIPT_DIR
-    elif transcripts[1] == "--transcript-dir":
-        transcript_dir = config.invocation_params.dir / transcripts[0]
-    else:  # relative to the ini file
-        transcript_dir = (config.inipath or root).parent / transcripts[0]
-    cfg = RunConfig(kernel=kernel_path, transcript_dir=transcript_dir)
+    kernel = _path(config, values["kt_kernel"], DEFAULT_KERNEL)
+    # Only the default image is built on demand; one named by the user is judged as it is.
+    build_root = config.rootpath if values["kt_kernel"] is None else None
+    cfg = RunConfig(kernel=kernel,
+                    transcript_dir=_path(config, values["kt_transcript_dir"], TRANSCRIPT_DIR))
     for name, attr in (("kt_qemu", "qemu"), ("kt_run_timeout", "run_timeout"),
                        ("kt_boot_timeout", "boot_timeout"), ("kt_console", "console"),
                        ("kt_deterministic", "deterministic")):
