@@ -122,8 +122,8 @@ class Qemu:
                               preexec_fn=_die_with_parent(os.getpid()))
         self._child, self.pid = child, child.pid
         child.delaybeforesend = None
-        child.delayafterclose = child.ptyproc.delayafterclose = 0
-        child.delayafterterminate = child.ptyproc.delayafterterminate = TERM_GRACE
+        child.ptyproc.delayafterclose = 0
+        child.ptyproc.delayafterterminate = TERM_GRACE
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -177,9 +177,10 @@ class Qemu:
             complete = [bytes(self._partial), *pieces[1:-1]]
             self._partial = bytearray(pieces[-1])
             self._lines.extend(decode(line.rstrip(b"\r")) for line in complete)
-        if (at_eof or self._flooded) and self._partial:  # no more will come: it is a line
-            self._lines.append(decode(bytes(self._partial).rstrip(b"\r")))
-            self._partial = bytearray()
+        if at_eof or self._flooded:  # no more will come: a partial line is a line
+            fragment = self.take_fragment()
+            if fragment is not None:
+                self._lines.append(fragment)
         self._eof = at_eof
 
     def take_fragment(self) -> str | None:
@@ -204,12 +205,8 @@ class Qemu:
         return ExitStatus(child.exitstatus, child.signalstatus)
 
     def close(self) -> None:
-        """Kill QEMU if it still runs, reap it, close the pty. Idempotent."""
+        """Kill QEMU if it still runs (SIGHUP, SIGCONT, SIGINT, then SIGKILL,
+        TERM_GRACE apart), reap it, close the pty. Idempotent."""
         child, self._child = self._child, None
-        if child is None:
-            return
-        try:
-            if child.isalive():
-                child.terminate(force=True)
-        finally:
+        if child is not None:
             child.close(force=True)

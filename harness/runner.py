@@ -88,7 +88,18 @@ class _Conversation:
         self.on_line = on_line
 
     def _read_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
-        """Read lines until an event of ``kinds`` (returned) or the console closes (None)."""
+        """Read lines until an event of ``kinds`` (returned) or the console
+        closes (None). On ReadTimeout an unterminated last line is kept in
+        ``lines`` first: it is the likeliest clue to what hung."""
+        try:
+            return self._read_lines_until(deadline, kinds)
+        except ReadTimeout:
+            fragment = self.qemu.take_fragment()
+            if fragment is not None:
+                self.lines.append(fragment)
+            raise
+
+    def _read_lines_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
         while (text := self.qemu.read_line(deadline)) is not None:
             self.lines.append(text)
             if self.on_line is not None:
@@ -103,12 +114,6 @@ class _Conversation:
                 return item
         return None
 
-    def _keep_fragment(self) -> None:
-        """On a timeout: keep an unterminated last line for the verdict's tail."""
-        fragment = self.qemu.take_fragment()
-        if fragment is not None:
-            self.lines.append(fragment)
-
     def _died(self, before: str) -> KernelDied:
         status = self.qemu.wait_exit(time.monotonic() + 1.0)
         how = "closed its console" if status is None else f"exited ({status})"
@@ -121,7 +126,6 @@ class _Conversation:
         try:
             ready = self._read_until(time.monotonic() + timeout, (Ready,))
         except ReadTimeout:
-            self._keep_fragment()
             console, source = self.console
             seen = (f"the console printed {self.qemu.bytes_read} bytes but no ready marker"
                     if self.qemu.bytes_read else f"nothing came on the {console} UART ({source})")
@@ -136,7 +140,6 @@ class _Conversation:
         try:
             event = self._read_until(time.monotonic() + timeout, (until,))
         except ReadTimeout:
-            self._keep_fragment()
             last = (f"; the last marker is line {self.parser.events[-1].line}: "
                     f"{printable(self.parser.events[-1].raw, 160)!r}")
             raise RunTimeout(f"no {until.KIND} marker within {timeout:g} s of `{command}`{last}") from None
@@ -153,7 +156,6 @@ class _Conversation:
         try:
             self._read_until(deadline, ())
         except ReadTimeout:
-            self._keep_fragment()
             raise stuck from None
         status = self.qemu.wait_exit(deadline)
         if status is None:

@@ -3,7 +3,7 @@
 Run as ``python fake_qemu.py <qemu arguments>``; what it does comes from
 the environment, so a test can pass it to the runner as its QEMU:
 
-FAKE_QEMU_MODE      replay (default), silent, deaf, flood, die, stuck, hang, closes, quits
+FAKE_QEMU_MODE      replay (default), silent, deaf, flood, die, stuck, cut, hang, closes, quits
 FAKE_QEMU_TRANSCRIPT  the console to replay (a fixtures/transcripts file)
 FAKE_QEMU_EXIT      exit status after a replay (default 0)
 FAKE_QEMU_PIDFILE   write this process's pid here first
@@ -17,7 +17,8 @@ line, print the rest (its own echo line included) and exit. silent: print
 nothing, forever. deaf: like silent but ignores SIGHUP/SIGINT/SIGTERM. flood:
 boot, read the command, then print 'U' forever without a newline. die: boot,
 read the command, print one marker, exit 3. stuck: replay up to start, then
-sleep. hang: replay everything, then sleep instead of exiting. closes: print
+sleep. cut: like stuck, but first print CUT (half a marker, no line end).
+hang: replay everything, then sleep instead of exiting. closes: print
 the lines before ready, close the console, keep running. quits: boot and
 exit at once without reading the command.
 """
@@ -30,6 +31,9 @@ import re
 import signal
 import sys
 import time
+
+
+CUT = "@KT 3 tas"  #: what mode cut leaves unterminated
 
 
 def emit(lines: list[str]) -> None:
@@ -89,8 +93,10 @@ def main() -> int:
     if mode == "die":
         emit(rest[:2])
         return 3
-    if mode == "stuck":
+    if mode in ("stuck", "cut"):
         emit(rest[:next(i for i, line in enumerate(rest) if " start " in line) + 1])
+        if mode == "cut":
+            os.write(1, CUT.encode())
         forever()
     emit(rest)
     if mode == "hang":

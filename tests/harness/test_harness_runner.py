@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fake_qemu import CUT
 from selftest_support import ROOT, TRANSCRIPTS, FakeQemu, gone
 
 from harness.errors import (CommandRejected, ImageError, KernelDied, KernelPanic, KernelSilent,
@@ -120,6 +121,18 @@ def test_run_that_never_ends(fake_config: RunConfig, fake_qemu: FakeQemu) -> Non
                                          r"the last marker is line 4") as e:
         run_scenario(replace(fake_config, run_timeout=0.5), "clone_twice", 42)
     assert e.value.path is not None and "@KT 2 start" in e.value.path.read_text()
+    assert gone(fake_qemu.pid())
+
+
+def test_timeout_keeps_the_unterminated_last_line(fake_config: RunConfig,
+                                                  fake_qemu: FakeQemu) -> None:
+    """Half a marker and then silence: the verdict's tail and the saved
+    transcript end with that half line, the likeliest clue to the hang."""
+    fake_qemu.configure("cut")
+    with pytest.raises(RunTimeout) as e:
+        run_scenario(replace(fake_config, run_timeout=0.5), "clone_twice", 42)
+    assert e.value.lines[-1] == CUT
+    assert e.value.path is not None and e.value.path.read_text().endswith(CUT + "\n")
     assert gone(fake_qemu.pid())
 
 
