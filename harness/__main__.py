@@ -19,16 +19,17 @@ from .build import ensure_built
 from .errors import HarnessError
 from .image import CONSOLES
 from .qemu import DEFAULT_QEMU
-from .runner import (DEFAULT_KERNEL, SEED_MAX, TRANSCRIPT_DIR, RunConfig, list_scenarios,
+from .prng import parse_seed
+from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, list_scenarios,
                      run_scenario)
 from .text import encode
 
 
 def _seed(text: str) -> int:
-    value = int(text, 0)
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError("seed must be in 0..2**64-1")
-    return value
+    try:
+        return parse_seed(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("seed must be a number in 0..2**64-1") from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .build import ensure_built
+from .prng import parse_seed
 from .runner import DEFAULT_KERNEL, RunConfig, list_scenarios, prepare, run_scenario
 
 FLOOR_IMAGE = "build/bad-images/exit.img"
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "for the harness (not a test).")
     parser.add_argument("--kernel", type=Path)
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=parse_seed, default=42)
     parser.add_argument("--scenario", action="append", help="only these (default: all listed)")
     parser.add_argument("--realtime", dest="deterministic", action="store_false",
                         help="QEMU in real time instead of the default -icount (with -icount the "

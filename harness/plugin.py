@@ -24,8 +24,9 @@ from .build import ensure_built
 from .errors import HarnessError, ImageError
 from .image import CONSOLES, inspect_image
 from .judge import RuleBroken
+from .prng import parse_seed
 from .qemu import DEFAULT_QEMU
-from .runner import (DEFAULT_KERNEL, SEED_MAX, TRANSCRIPT_DIR, RunConfig, choose_console,
+from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_console,
                      run_scenario)
 from .transcript import Transcript
 
@@ -47,13 +48,6 @@ def _positive_seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise ValueError("must be a positive number of seconds")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = int(text, 0)
-    if not 0 <= value <= SEED_MAX:
-        raise ValueError("must be in 0..2**64-1")
     return value
 
 
@@ -80,7 +74,7 @@ OPTIONS = (
     _Option("--boot-timeout", "kt_boot_timeout", "seconds from starting QEMU to the ready "
             "marker (default: 5)", _positive_seconds, "S"),
     _Option("--seed", "kt_seed", "seed for every run (default: random, shown in the header)",
-            _seed, "N"),
+            parse_seed, "N"),
     _Option("--console", "kt_console", "console UART: mini or pl011 (default: the image "
             "note's, else mini)", _console, "UART"),
     _Option("--deterministic", "kt_deterministic", "run QEMU with -icount so a seed always "
@@ -220,6 +214,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"{cfg.run_timeout:g} s, deterministic {'on' if cfg.deterministic else 'off'}",
         f"kt seed: {session.seed} ({session.seed_source}; replay with --seed {session.seed})",
     ]
+
+
+@pytest.fixture(scope="session")
+def kt_seed(request: pytest.FixtureRequest) -> int:
+    """The session's seed (from --seed, the ini file, or drawn at random and
+    shown in the header): what a test passes on to replay this session."""
+    return request.config.stash[_SESSION].seed
 
 
 @pytest.fixture(name="run_scenario")

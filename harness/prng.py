@@ -5,8 +5,24 @@ seed recomputes the same values and so can tell a genuine run from a
 transcript recorded with another seed.
 """
 
-MASK64 = (1 << 64) - 1
+MASK64 = (1 << 64) - 1  #: the largest 64-bit value: seeds are 0..MASK64
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if it is a seed (0..2**64-1); ValueError otherwise."""
+    if not 0 <= seed <= MASK64:
+        raise ValueError(f"seed {seed} is outside 0..2**64-1")
+    return seed
+
+
+def parse_seed(text: str) -> int:
+    """A seed written in decimal (or 0x hex); ValueError if it is not one
+    (the message leaves naming the setting to the caller)."""
+    value = int(text, 0)
+    if not 0 <= value <= MASK64:
+        raise ValueError("must be in 0..2**64-1")
+    return value
 
 
 class SplitMix64:
@@ -17,9 +33,7 @@ class SplitMix64:
     """
 
     def __init__(self, seed: int) -> None:
-        if not 0 <= seed <= MASK64:
-            raise ValueError(f"seed {seed} is outside 0..2**64-1")
-        self.state = seed
+        self.state = check_seed(seed)
 
     def next(self) -> int:
         """Advance the state and return the next 64-bit value."""

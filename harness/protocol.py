@@ -18,6 +18,7 @@ from .abi import SYS_EXIT
 from .errors import ProtocolError
 from .events import (KINDS, Boot, End, Event, FieldSpec, Fmt, ListEnd, Noise,
                      Out, Ready, ScenarioName, Start, Sys)
+from .prng import MASK64
 from .quoting import QUOTED_BODY, unquote
 
 PREFIX = "@KT "
@@ -29,7 +30,6 @@ _VALUE = {
     Fmt.HEX: re.compile(r"0x[0-9a-f]+"),
     Fmt.NAME: re.compile(r"[a-z0-9_]+"),
 }
-_U64 = (1 << 64) - 1
 _SPECS: dict[str, tuple[FieldSpec, ...]] = {k: c.field_specs() for k, c in KINDS.items()}
 
 
@@ -52,7 +52,7 @@ def _value(spec: FieldSpec, token: str, line: int, raw: str) -> Any:
         value = token
     else:
         value = int(token, 16 if spec.fmt is Fmt.HEX else 10)
-        low, high = (-(1 << 63), (1 << 63) - 1) if spec.fmt is Fmt.SDEC else (0, _U64)
+        low, high = (-(1 << 63), (1 << 63) - 1) if spec.fmt is Fmt.SDEC else (0, MASK64)
         if not low <= value <= high:
             raise ProtocolError(line, f"field {spec.key!r}={token} does not fit in 64 bits", raw)
     if spec.choices and value not in spec.choices:

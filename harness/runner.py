@@ -22,6 +22,7 @@ from .errors import (CommandRejected, HarnessError, KernelDied, KernelPanic, Ker
                      OutputFlood, RunTimeout)
 from .events import CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName
 from .image import ImageInfo, inspect_image
+from .prng import check_seed
 from .protocol import Parser
 from .qemu import DEFAULT_QEMU, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
 from .text import encode, printable
@@ -30,7 +31,6 @@ from .transcript import Transcript
 LineSink = Callable[[str], None]
 T = TypeVar("T")
 SCENARIO_NAME = re.compile(r"[a-z0-9_]{1,31}")  # uapi/scenario.h: SCENARIO_NAME_MAX 31
-SEED_MAX = (1 << 64) - 1
 DEFAULT_KERNEL = "build/kernel8-test.img"  #: relative to the repository root
 TRANSCRIPT_DIR = "build/transcripts"  #: relative to the repository root
 
@@ -189,8 +189,7 @@ def check_request(scenario: str, seed: int) -> None:
     """ValueError unless ``scenario`` and ``seed`` can be sent with ``run``."""
     if not SCENARIO_NAME.fullmatch(scenario):
         raise ValueError(f"scenario name {scenario!r} is not 1..31 characters of [a-z0-9_]")
-    if not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"seed {seed} is outside 0..2**64-1")
+    check_seed(seed)
 
 
 def run_scenario(cfg: RunConfig, scenario: str, seed: int,

@@ -95,14 +95,12 @@ def build_variant(variant: Variant, work: Path) -> Path:
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
-def test_broken_kernel_is_caught(variant: Variant, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_broken_kernel_is_caught(variant: Variant, tmp_path: Path, kt_seed: int) -> None:
+    """Judged with the session's seed, so the header's --seed replays it."""
     image = build_variant(variant, tmp_path)
-    seed = request.config.getoption("kt_seed", None)
     cmd = [sys.executable, "-m", "pytest", str(ROOT / variant.judge), "-q", "-p", "no:cacheprovider",
            "-p", "no:xdist", f"--kernel={image}", f"--run-timeout={JUDGE_RUN_TIMEOUT_S}",
-           f"--transcript-dir={tmp_path / 'transcripts'}"]
-    if seed is not None:
-        cmd.append(f"--seed={seed}")
+           f"--transcript-dir={tmp_path / 'transcripts'}", f"--seed={kt_seed}"]
     judged = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=JUDGE_TIMEOUT_S,
                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     report = judged.stdout + judged.stderr
