@@ -38,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                         "built with make if missing)")
     common.add_argument("--qemu", default=DEFAULT_QEMU, help="QEMU executable")
     common.add_argument("--console", choices=CONSOLES, help="console UART (default: the image note's, else mini)")
-    common.add_argument("--boot-timeout", type=float, default=5.0, metavar="S")
-    common.add_argument("--timeout", type=float, default=30.0, metavar="S",
+    common.add_argument("--boot-timeout", type=float, default=RunConfig.boot_timeout, metavar="S",
+                        help="seconds from starting QEMU to the ready marker")
+    common.add_argument("--timeout", type=float, default=RunConfig.run_timeout, metavar="S",
                         help="seconds the command may take once sent")
     mode = common.add_mutually_exclusive_group()
     mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .build import ensure_built
 from .prng import parse_seed
+from .qemu import qemu_argv
 from .runner import DEFAULT_KERNEL, RunConfig, list_scenarios, prepare, run_scenario
 
 FLOOR_IMAGE = "build/bad-images/exit.img"
@@ -127,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_built(root / FLOOR_IMAGE, ["-C", "fixtures/images"], root)
     cfg = RunConfig(kernel=kernel, run_timeout=TIMEOUT, deterministic=args.deterministic,
                     transcript_dir=root / "build" / "bench")
-    qemu_cmd, _ = prepare(cfg)
-    floor_cmd = qemu_cmd[:qemu_cmd.index("-kernel") + 1] + [str(root / FLOOR_IMAGE)] + \
-        qemu_cmd[qemu_cmd.index("-kernel") + 2:]
+    qemu_cmd, (console, _) = prepare(cfg)
+    floor_cmd = qemu_argv(qemu_cmd[0], root / FLOOR_IMAGE, console, cfg.deterministic)
     floor = _median_ms(args.runs, lambda: _bare_run(floor_cmd, None, on_pty=True))
     print(f"QEMU raspi3b boot-to-exit floor ({FLOOR_IMAGE}): {floor:.1f} ms "
           f"(median of {args.runs})\n")

@@ -33,6 +33,7 @@ def ensure_built(product: Path, make_args: list[str], root: Path) -> None:
         except (OSError, subprocess.TimeoutExpired) as e:
             raise ImageError(f"{product} is missing and `{command}` could not run: {e}") from None
         if proc.returncode != 0 or not product.exists():
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
             raise ImageError(f"{product} is missing and `{command}` (in {root}) exited "
-                             f"{proc.returncode} without making it", lines=tail)
+                             f"{proc.returncode} without making it",
+                             lines=(proc.stdout + proc.stderr).strip().splitlines(),
+                             source="make output")

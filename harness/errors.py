@@ -28,17 +28,19 @@ class HarnessError(Exception):
 
     TAIL_LINES = 20
 
-    def __init__(self, summary: str, lines: Sequence[str] = (), path: Path | None = None) -> None:
+    def __init__(self, summary: str, lines: Sequence[str] = (), path: Path | None = None,
+                 source: str = "console") -> None:
         super().__init__(summary)
         self.summary = summary
-        self.lines = list(lines)
+        self.lines = list(lines)  #: the console's lines (or make's, see ``source``)
         self.path = path
+        self.source = source  #: what printed ``lines``
 
     def __str__(self) -> str:
         return f"{type(self).__name__}: {self.summary}"
 
     def tail(self) -> list[str]:
-        """The last TAIL_LINES console lines, numbered."""
+        """The last TAIL_LINES of ``lines``, numbered."""
         n = len(self.lines)
         return excerpt(self.lines, n - self.TAIL_LINES + 1, n)
 
@@ -47,10 +49,10 @@ class HarnessError(Exception):
         parts = [str(self)]
         if self.lines:
             parts.append(f"--- last {min(len(self.lines), self.TAIL_LINES)} of "
-                         f"{len(self.lines)} console lines ---")
+                         f"{len(self.lines)} {self.source} lines ---")
             parts.extend(self.tail())
         else:
-            parts.append("--- the console printed nothing ---")
+            parts.append(f"--- the {self.source} printed nothing ---")
         if self.path is not None:
             parts.append(f"full transcript: {self.path}")
         return "\n".join(parts)
@@ -95,7 +97,6 @@ class ProtocolError(HarnessError):
         shown = "" if raw is None else f": {printable(raw, 160)!r}"
         super().__init__(f"line {line}: {problem}{shown}")
         self.line = line
-        self.problem = problem
 
 
 class KernelPanic(HarnessError):

@@ -37,8 +37,7 @@ def _wire(fmt: Fmt, *, key: str | None = None, choices: tuple[Any, ...] = (),
 class FieldSpec:
     """A field as harness.protocol sees it."""
 
-    key: str  #: name on the wire, e.g. "from"
-    name: str  #: Python attribute name, e.g. "from_"
+    key: str  #: name on the wire, e.g. "from" (the attribute may be from_)
     fmt: Fmt
     choices: tuple[Any, ...]
     optional: bool
@@ -57,7 +56,7 @@ class Event:
     def field_specs(cls) -> tuple[FieldSpec, ...]:
         """The kind's own fields (not seq/line/raw), in wire order."""
         return tuple(
-            FieldSpec(f.metadata["key"] or f.name, f.name, f.metadata["fmt"],
+            FieldSpec(f.metadata["key"] or f.name, f.metadata["fmt"],
                       f.metadata["choices"], f.metadata["optional"])
             for f in fields(cls) if "fmt" in f.metadata)
 

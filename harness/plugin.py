@@ -70,9 +70,9 @@ OPTIONS = (
             "built with make if missing)", str, "PATH"),
     _Option("--qemu", "kt_qemu", f"QEMU executable (default: {DEFAULT_QEMU})", str, "PATH"),
     _Option("--run-timeout", "kt_run_timeout", "seconds a run may take after its command "
-            "(default: 30)", _positive_seconds, "S"),
+            f"(default: {RunConfig.run_timeout:g})", _positive_seconds, "S"),
     _Option("--boot-timeout", "kt_boot_timeout", "seconds from starting QEMU to the ready "
-            "marker (default: 5)", _positive_seconds, "S"),
+            f"marker (default: {RunConfig.boot_timeout:g})", _positive_seconds, "S"),
     _Option("--seed", "kt_seed", "seed for every run (default: random, shown in the header)",
             parse_seed, "N"),
     _Option("--console", "kt_console", "console UART: mini or pl011 (default: the image "
