@@ -22,7 +22,7 @@ from .prng import MASK64
 from .quoting import QUOTED_BODY, unquote
 
 PREFIX = "@KT "
-_HEAD = re.compile(r"@KT ([0-9]+) ([a-z_]+)")
+_HEAD = re.compile(re.escape(PREFIX) + r"([0-9]+) ([a-z_]+)")
 _FIELD = re.compile(r' ([a-z_][a-z0-9_]*)=("' + QUOTED_BODY + r'"|[\x21\x23-\x5b\x5d-\x7e]+)')
 _VALUE = {
     Fmt.DEC: re.compile(r"[0-9]+"),
@@ -129,7 +129,7 @@ def _fast_field(spec: FieldSpec) -> str:
     return f"(?: {spec.key}={value})?" if spec.optional else f" {spec.key}={value}"
 
 
-_FAST = {kind: (re.compile(f"@KT ([0-9]{{1,19}}) {kind}" + "".join(map(_fast_field, specs))),
+_FAST = {kind: (re.compile(re.escape(PREFIX) + f"([0-9]{{1,19}}) {kind}" + "".join(map(_fast_field, specs))),
                 [_FAST_CONVERT[s.fmt] for s in specs])
          for kind, specs in _SPECS.items()}
 

@@ -20,16 +20,25 @@ MINI_NOTE = b"KTIMAGE proto=1 console=mini mode=test"
 B_SELF = (0x14000000).to_bytes(4, "little")  # AArch64 `b .`
 
 
+HAND = TRANSCRIPTS / "hand_clone_twice_42.txt"  #: a hand-written good run
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid,
+    ...), or None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # it exited while we looked
+        return None
+
+
 def children() -> list[int]:
     """Pids of this process's children, zombies included (from /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                stat_line = (entry / "stat").read_text()
-            except OSError:  # it exited while we looked
-                continue
-            if int(stat_line.rsplit(")", 1)[1].split()[1]) == os.getpid():
+            stat = proc_stat(int(entry.name))
+            if stat is not None and int(stat[1]) == os.getpid():
                 found.append(int(entry.name))
     return found
 

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 from fake_qemu import CUT
-from selftest_support import ROOT, TRANSCRIPTS, FakeQemu, gone
+from selftest_support import HAND, ROOT, TRANSCRIPTS, FakeQemu, gone, proc_stat
 
 from harness.errors import (CommandRejected, ImageError, KernelDied, KernelPanic, KernelSilent,
                             OutputFlood, ProtocolError, QemuNotFound, RunTimeout)
 from harness.qemu import ExitStatus
 from harness.runner import RunConfig, check_request, list_scenarios, run_scenario
 
-HAND = TRANSCRIPTS / "hand_clone_twice_42.txt"
 
 
 def test_good_run_is_parsed_and_saved_byte_for_byte(fake_config: RunConfig, fake_qemu: FakeQemu) -> None:
@@ -234,7 +233,5 @@ def test_qemu_dies_with_the_harness_process(fake_qemu: FakeQemu) -> None:
 
 def _dead(pid: int) -> bool:
     """Gone, or a zombie waiting for init to reap it."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    stat = proc_stat(pid)
+    return stat is None or stat[0] == "Z"

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from selftest_support import TRANSCRIPTS
+from selftest_support import HAND, TRANSCRIPTS
 
 from harness.events import End, Noise, Out, PFree, Switch, Sys, Task
 from harness.judge import RuleBroken
 from harness.transcript import Transcript
 
-HAND = TRANSCRIPTS / "hand_clone_twice_42.txt"
 
 
 @pytest.fixture
