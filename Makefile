@@ -52,8 +52,15 @@ SCEN_OBJ := $(patsubst tests/scenarios/%,$(B)/scenarios/%.o,$(SSRC))
 
 IMAGES := $(B)/kernel8.img $(B)/kernel8-test.img
 
+# The conformance programs as one relocatable object for kernels that emit
+# no markers (docs/judging.md): the user library and every scenario, built
+# with -DKT_EL0 (EL0 markers, kernel/user/kt/el0.c); only user_process global.
+KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c $(SSRC)
+KT_OBJ := $(patsubst %,$(B)/kt/%.o,$(KT_SRC))
+KT_USER := $(B)/kt-user.o
+
 .PHONY: all qemu qemu-test check test bench deps clean FORCE
-all: $(IMAGES)
+all: $(IMAGES) $(KT_USER)
 
 # A stamp that changes when CONSOLE does, so a switch rebuilds everything.
 $(B)/config: FORCE
@@ -85,6 +92,19 @@ $(B)/scenarios/%.o: tests/scenarios/% $(B)/config
 	$(call say,CC,$@)
 	$(Q)$(CC) $(UFLAGS) -c -o $@ $<
 
+$(B)/kt/%.o: % $(B)/config
+	@mkdir -p $(dir $@)
+	$(call say,CC,$@)
+	$(Q)$(CC) $(UFLAGS) -DKT_EL0=1 -c -o $@ $<
+
+$(KT_USER): $(KT_OBJ) kernel/user/kt/kt-user.ld
+	$(call say,LD,$@)
+	$(Q)$(LD) -r -T kernel/user/kt/kt-user.ld -o $@ $(KT_OBJ)
+	@undef=$$($(NM) -u $@); if [ -n "$$undef" ]; then \
+	  echo "error: kt-user.o references symbols it does not define:" >&2; \
+	  echo "$$undef" >&2; rm -f $@; exit 1; fi
+	$(Q)$(OBJCOPY) --keep-global-symbol=user_process $@
+
 # EL0 code is linked on its own first: it must not reference a single kernel
 # symbol (it reaches the kernel by svc only), and only user_entry stays global.
 define userland
@@ -93,7 +113,7 @@ define userland
 	@undef=$$($(NM) -u $@); if [ -n "$$undef" ]; then \
 	  echo "error: EL0 code references symbols it does not define (kernel functions or libc?):" >&2; \
 	  echo "$$undef" >&2; rm -f $@; exit 1; fi
-	$(Q)$(OBJCOPY) --keep-global-symbol=user_entry $@
+	$(Q)$(OBJCOPY) --keep-global-symbol=user_entry --keep-global-symbol=user_process $@
 endef
 $(B)/demo/userland.o: $(USER_OBJ)
 	$(userland)

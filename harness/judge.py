@@ -42,11 +42,14 @@ class RuleBroken(AssertionError):
 
 
 def format_failure(lines: Sequence[str], rule: str, cited: Sequence[Cited], detail: str,
-                   path: Path | None, scenario: str, seed: int) -> str:
-    """The message of a RuleBroken (see the module docstring)."""
+                   path: Path | None, scenario: str, seed: int, *, replay: str | None = None,
+                   rules: str | None = None) -> str:
+    """The message of a RuleBroken (see the module docstring). ``replay``:
+    the command that reruns it (default: the CLI on the bundled kernel);
+    ``rules``: the rule set judged, when there is a choice."""
     out = [f"rule broken: {rule}"]
     out += [f"  {d}" for d in detail.splitlines()]
-    out.append(f"scenario {scenario}, seed {seed}")
+    out.append(f"scenario {scenario}, seed {seed}" + (f", rule set {rules}" if rules else ""))
     for item in cited:
         out.append(f"at line {item.line}:")
         out += excerpt(lines, item.line - CONTEXT, item.line + CONTEXT, mark=item.line)
@@ -54,5 +57,5 @@ def format_failure(lines: Sequence[str], rule: str, cited: Sequence[Cited], deta
         out.append(f"last {min(TAIL, len(lines))} lines of the transcript:")
         out += excerpt(lines, len(lines) - TAIL + 1, len(lines))
     out.append(f"full transcript: {path if path is not None else '(not saved)'}")
-    out.append(f"replay: python -m harness run {scenario} --seed {seed}")
+    out.append(f"replay: {replay or f'python -m harness run {scenario} --seed {seed}'}")
     return "\n".join(out)

@@ -196,8 +196,41 @@ long u_printf(const char *fmt, ...)
     va_start(ap, fmt);
     u_vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    return u_emit(line);
+}
+
+#ifndef KT_EL0
+/* Marker mode: the kernel wraps every write in an `out` marker. */
+long u_emit(const char *line)
+{
     return u_write(line);
 }
+
+/* Marker mode: the kernel reports clones itself. */
+void u_expect_child(void *stack)
+{
+    (void)stack;
+}
+
+/* Marker mode: the kernel reports clone's result itself. */
+void u_cloned(long ret)
+{
+    (void)ret;
+}
+
+/* Marker mode: the kernel reports the fault and the task's end. */
+void u_expect_death(void)
+{
+}
+
+/* Marker mode: write the evidence, then never make another syscall. */
+void u_after_exit(void)
+{
+    u_write("after-exit: exit returned to a zombie\n");
+    for (;;)
+        u_spin(1000000);
+}
+#endif
 
 /* Start the generator at `seed`. */
 void u_rng_seed(struct u_rng *r, unsigned long seed)
@@ -240,7 +273,7 @@ void u_print_regs(const char *tag, const u64 out[U_REGS_OUT])
             len += u_snprintf(line + len, sizeof(line) - (unsigned long)len,
                               " x%d=0x%lx", i, out[i]);
         u_snprintf(line + len, sizeof(line) - (unsigned long)len, "\n");
-        u_write(line);
+        u_emit(line);
     }
     u_printf("%s nzcv=0x%lx sp=0x%lx sp0=0x%lx\n", tag, out[31], out[32],
              out[33]);

@@ -19,6 +19,8 @@ void *u_malloc(void);
 long u_clone_raw(void *stack);
 long u_clone(long (*fn)(unsigned long), unsigned long arg, void *stack);
 void u_exit(void) __attribute__((noreturn));
+/* exit with x0..x2 = a0..a2 (to see what the kernel reports); never returns */
+void u_exit_args(u64 a0, u64 a1, u64 a2) __attribute__((noreturn));
 long u_syscall(unsigned long x8, unsigned long a0, unsigned long a1,
                unsigned long a2);
 
@@ -55,6 +57,39 @@ struct u_rng {
 };
 void u_rng_seed(struct u_rng *r, unsigned long seed);
 unsigned long u_rng_next(struct u_rng *r);
+
+/* --- how a task reports, waits and leaves (marker mode here; EL0-marker
+ * mode, for kernels that emit no markers, in kernel/user/kt/el0.c) --- */
+
+/* Write one finished line of facts: a plain write in marker mode, an `out`
+ * EL0 marker (docs/protocol.md, "EL0 markers") otherwise. Returns write's
+ * result. */
+long u_emit(const char *line);
+/* Say that the next clone's child runs on `stack`: in EL0-marker mode it
+ * gets the next task id (the program's own pid) and a `clone` marker
+ * names it; nothing in marker mode, where the kernel reports clones. */
+void u_expect_child(void *stack);
+/* Report clone's result in the parent (u_clone and u_clone_raw do; code
+ * that makes the svc itself calls it): EL0-marker mode writes a `cloned`
+ * marker, so the harness knows whether the announced child exists. */
+void u_cloned(long ret);
+/* Say that this task's next instruction must get it killed (a fault at
+ * EL0): the harness then does not wait for its exit. */
+void u_expect_death(void);
+/* Called when exit's svc came back (a broken kernel): report it, then spin
+ * forever without another syscall. */
+void u_after_exit(void) __attribute__((noreturn));
+
+/* U_WAIT(n): the bound of a busy wait for another task's progress. In
+ * marker mode n loop turns (the bundled kernel ticks at 1 kHz). In EL0-
+ * marker mode unbounded: a lesson kernel may tick only every 270 ms, so a
+ * bound in loop turns would end the wait before the other task ran; the
+ * harness's stall window (guest progress) ends a wait that never ends. */
+#ifdef KT_EL0
+#define U_WAIT(n) (~0UL)
+#else
+#define U_WAIT(n) (n)
+#endif
 
 /* Busy-wait for about `iterations` loop turns (2 instructions each);
  * the loop is asm, so the compiler cannot delete it. */

@@ -56,7 +56,7 @@ static long ce_c1(unsigned long arg)
     (void)arg;
     ce_c1_page = (u64)u_malloc();
     u_printf("c1 page=0x%lx\n", ce_c1_page);
-    for (w = 0; !ce_c1_release && w < CE_WAIT_MAX; w++)
+    for (w = 0; !ce_c1_release && w < U_WAIT(CE_WAIT_MAX); w++)
         ;
     return 0;
 }
@@ -78,7 +78,7 @@ static long ce_filler(unsigned long k)
     } else {
         ce_full = 1;
     }
-    for (w = 0; !ce_release && w < CE_WAIT_MAX; w++)
+    for (w = 0; !ce_release && w < U_WAIT(CE_WAIT_MAX); w++)
         ;
     ce_done[k] = 1;
     return 0;
@@ -99,7 +99,7 @@ static unsigned long ce_chain_length(void)
     unsigned long k, w = 0;
 
     for (k = 0; k < CE_MAX_FILL; k++) {
-        while (!ce_known[k] && w < CE_WAIT_MAX)
+        while (!ce_known[k] && w < U_WAIT(CE_WAIT_MAX))
             w++;
         if (!ce_known[k] || ce_ret[k] <= 0)
             break;
@@ -141,7 +141,7 @@ USER_SCENARIO(clone_errors)
 
     /* Pages another task owns: C1's stack (was s1) and a page C1 took. */
     ce_try("c1", s1, ce_c1);
-    for (w = 0; ce_c1_page == 0 && w < CE_WAIT_MAX; w++)
+    for (w = 0; ce_c1_page == 0 && w < U_WAIT(CE_WAIT_MAX); w++)
         ;
     ce_try("other_stack", s1, ce_never);
     ce_try("other_page", ce_c1_page, ce_never);
@@ -157,7 +157,7 @@ USER_SCENARIO(clone_errors)
     full = u_clone(ce_never, 0, (void *)stack);
     full_mis = u_clone(ce_never, 0, (void *)(stack + mis));
     ce_release = 1;
-    for (w = 0; ce_left(fillers) && w < CE_WAIT_MAX; w++)
+    for (w = 0; ce_left(fillers) && w < U_WAIT(CE_WAIT_MAX); w++)
         ;
     u_printf("c_chain stack=0x%lx ret=%ld\n", chain_stack, chain);
     u_printf("c_full stack=0x%lx ret=%ld\n", stack, full);

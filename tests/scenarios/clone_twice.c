@@ -42,7 +42,7 @@ static long ct_child(u64 arg, u64 *regs)
     for (unsigned long r = 0; r < CT_ROUNDS; r++) {
         u_printf("round k=%d r=%lu other=%lu\n", k, r, ct_rounds[1 - k]);
         ct_rounds[k] = r + 1;
-        for (unsigned long w = 0; w < CT_WAIT_MAX; w++)
+        for (unsigned long w = 0; w < U_WAIT(CT_WAIT_MAX); w++)
             if (ct_rounds[1 - k] > r || ct_rounds[1 - k] == CT_ROUNDS)
                 break;
     }
@@ -71,8 +71,10 @@ USER_SCENARIO(clone_twice)
         u_printf("before%d stack=0x%lx x2=0x%lx x3=0x%lx x4=0x%lx x5=0x%lx\n",
                  k, (u64)stack, (u64)ct_parent_regs[k], (u64)ct_child_regs[k],
                  (u64)ct_child, ct_arg[k]);
+        u_expect_child(stack);
         pid = ct_clone_probe(stack, ct_in[k], ct_parent_regs[k],
                              ct_child_regs[k], ct_child, ct_arg[k]);
+        u_cloned(pid);
         u_printf("clone%d ret=%ld\n", k, pid);
         u_snprintf(tag, sizeof(tag), "parent%d", k);
         u_print_regs(tag, ct_parent_regs[k]);

@@ -59,6 +59,7 @@ static long ef_child(unsigned long k)
     ef_where(k, &pc, &addr);
     u_printf("f%lu kind=%s pc=0x%lx addr=0x%lx page=0x%lx\n", k, ef_names[k], pc,
              addr, (u64)u_malloc());
+    u_expect_death();
     ef_flag[k] = 1;
     switch (k) {
     case 0: ef_sysreg(); break;
@@ -89,7 +90,7 @@ static long ef_sibling(unsigned long arg)
     unsigned long w;
 
     (void)arg;
-    for (w = 0; !ef_parent_done && w < EF_WAIT_MAX; w++)
+    for (w = 0; !ef_parent_done && w < U_WAIT(EF_WAIT_MAX); w++)
         ef_sibling_turns++;
     u_printf("sibling after=1 word=0x%lx\n", ef_word);
     return 0;
@@ -116,14 +117,14 @@ USER_SCENARIO(el0_faults)
     for (unsigned long i = 0; i < EF_KINDS; i++)
         u_printf("clone k=%lu ret=%ld\n", order[i],
                  u_clone(ef_child, order[i], u_malloc()));
-    for (w = 0; !ef_all_flagged() && w < EF_WAIT_MAX; w++)
+    for (w = 0; !ef_all_flagged() && w < U_WAIT(EF_WAIT_MAX); w++)
         ;
     /* Each child sets its flag just before its faulting instruction; let
      * the scheduler go round a few more times so that all have faulted:
      * the sibling must have run anew three times. */
     for (int turns = 0; turns < 3; turns++) {
         seen = ef_sibling_turns;
-        for (w = 0; ef_sibling_turns == seen && w < EF_WAIT_MAX; w++)
+        for (w = 0; ef_sibling_turns == seen && w < U_WAIT(EF_WAIT_MAX); w++)
             ;
     }
     ef_parent_done = 1;

@@ -4,7 +4,8 @@
  * CPU-bound: once A has exited it counts "turns" (times it sees that P ran
  * since it last looked) until enough context switches have happened,
  * writing a line per turn. P counts until B is done. The judge
- * (test_exit_zombie.py) checks that A is never scheduled again.
+ * (test_exit_zombie.py) checks that A is never scheduled again. Then P
+ * mallocs once more: the lowest free page is now A's stack, sa.
  *
  * Seed draws, in order: a_word (in A's text), a_pages (1 + d % 3),
  * exit_args[0..2] (x0..x2 of A's exit), b_word (in B's text). */
@@ -19,7 +20,8 @@ static volatile u64 ez_counter;   /* P's progress, watched by B */
 static u64 ez_a_word, ez_b_word, ez_exit_args[3];
 static unsigned long ez_a_pages;
 
-/* A: own some pages, write, exit for real. Nothing after the exit may run. */
+/* A: own some pages, write, exit for real. Nothing after the exit may run
+ * (u_exit_args reports "after-exit" and spins if it does). */
 static long ez_a(unsigned long arg)
 {
     (void)arg;
@@ -27,11 +29,7 @@ static long ez_a(unsigned long arg)
         u_printf("a page=0x%lx\n", (u64)u_malloc());
     u_printf("a word=0x%lx\n", ez_a_word);
     ez_a_exiting = 1;
-    u_syscall(SYS_EXIT, ez_exit_args[0], ez_exit_args[1], ez_exit_args[2]);
-    u_write("after-exit: exit returned to a zombie\n");
-    while (!ez_b_done || ez_b_done) /* forever, without another syscall */
-        u_spin(1000000);
-    return 0;
+    u_exit_args(ez_exit_args[0], ez_exit_args[1], ez_exit_args[2]);
 }
 
 /* B: after A's exit, count EZ_TURNS times that P ran in between. */
@@ -42,10 +40,10 @@ static long ez_b(unsigned long arg)
 
     (void)arg;
     u_printf("b word=0x%lx\n", ez_b_word);
-    for (w = 0; !ez_a_exiting && w < EZ_WAIT_MAX; w++)
+    for (w = 0; !ez_a_exiting && w < U_WAIT(EZ_WAIT_MAX); w++)
         ;
     seen = ez_counter;
-    for (w = 0; turns < EZ_TURNS && w < EZ_WAIT_MAX; w++) {
+    for (w = 0; turns < EZ_TURNS && w < U_WAIT(EZ_WAIT_MAX); w++) {
         if (ez_counter != seen) {
             seen = ez_counter;
             turns++;
@@ -72,9 +70,12 @@ USER_SCENARIO(exit_zombie)
 
     sa = u_malloc();
     sb = u_malloc();
+    u_printf("p sa=0x%lx sb=0x%lx\n", (u64)sa, (u64)sb);
     u_printf("p a=%ld\n", u_clone(ez_a, 0, sa));
     u_printf("p b=%ld\n", u_clone(ez_b, 0, sb));
-    for (w = 0; !ez_b_done && w < EZ_WAIT_MAX; w++)
+    for (w = 0; !ez_b_done && w < U_WAIT(EZ_WAIT_MAX); w++)
         ez_counter++;
     u_printf("p done=%d\n", ez_b_done);
+    /* A's pages are free again: the lowest free page is A's stack. */
+    u_printf("p again=0x%lx\n", (u64)u_malloc());
 }

@@ -46,7 +46,7 @@ static long me_grandchild(unsigned long arg)
     u64 p = (u64)MALLOC_FAILED;
 
     (void)arg;
-    for (failed = 0; failed < ME_RETRIES; failed++) {
+    for (failed = 0; failed < U_WAIT(ME_RETRIES); failed++) {
         p = (u64)u_malloc();
         if (p != (u64)MALLOC_FAILED)
             break;
