@@ -105,6 +105,10 @@ class Transcript:
 
     # --- user output ----------------------------------------------------
 
+    def outputs(self, pid: int) -> list[Out]:
+        """The ``out`` markers of ``pid``: what it wrote, write by write."""
+        return self.of(Out, pid=pid)
+
     def output(self, pid: int) -> bytes:
         """Everything ``pid`` wrote, concatenated (from its ``out`` markers)."""
         return b"".join(o.data for o in self.of(Out, pid=pid))

@@ -1,0 +1,191 @@
+"""One boot of a kernel that emits no markers, judged from EL0 (docs/judging.md).
+
+The image holds build/kt-user.o in place of its user program. Before the
+boot, the scenario and seed are written into a copy of the image
+(harness.el0.patch_image). Such a kernel never stops QEMU, so this runner
+ends the run itself:
+
+- **all_exited**: every task the program started has reported its exit
+  (or announced its own death by a fault), and a grace window followed in
+  which a task that runs after its exit would show;
+- **stalled**: no EL0 marker for ``stall_cpu`` seconds of QEMU's CPU time
+  (guest progress: under ``-icount`` the guest advances only while QEMU
+  computes, so a loaded host does not shorten the window) or for
+  ``stall_wall`` seconds of wall time (a guest asleep in WFI costs no CPU);
+- **timeout**: ``run_timeout`` wall seconds passed;
+- **qemu_exited**: QEMU stopped by itself (a reset under -no-reboot).
+
+The transcript is returned in every such case: what the program managed
+to report is the evidence. A kernel that prints nothing, or never starts
+the program, is a verdict (KernelSilent), as is a flood (OutputFlood).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .el0 import FIRST_TID, El0Parser, El0Transcript, UEvent, UExit, patch_image
+from .errors import HarnessError, KernelSilent, OutputFlood, ProtocolError
+from .image import inspect_image
+from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
+from .runner import RunConfig, _save, choose_console, transcript_path
+
+POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class El0Config:
+    """How to run and end an EL0-judged boot (``run`` as for marker runs;
+    its ``boot_timeout`` bounds the wait for the program's start marker)."""
+
+    run: RunConfig
+    stall_cpu: float = 2.0  #: QEMU CPU seconds with no EL0 marker: the run has stalled
+    stall_wall: float = 10.0  #: wall seconds with no EL0 marker: stalled (a sleeping guest)
+    grace_cpu: float = 0.05  #: QEMU CPU seconds after the last exit before the run ends
+    rules: str = "project"  #: the rule set judged (docs/judging.md)
+    replay: str = ""  #: the command that reruns a scenario ({scenario} and {seed} filled in)
+    label: str = ""  #: what is judged, for messages (the submission's path)
+
+
+def qemu_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time QEMU has used so far (0 once it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+class _Watch:
+    """Which tasks the program started, which are done, when it last spoke."""
+
+    def __init__(self) -> None:
+        self.expected: set[int] = {FIRST_TID}
+        self.done: set[int] = set()
+        self.announced: dict[int, int] = {}  # child tid -> parent tid
+
+    def take(self, ev: UEvent) -> None:
+        """Update from one EL0 event."""
+        kind = ev.KIND
+        if kind == "clone":
+            self.announced[ev.child] = ev.tid  # type: ignore[attr-defined]
+        elif kind == "cloned" and 0 < ev.ret < 1 << 31:  # type: ignore[attr-defined]  # (an int -1 is 2^32-1)
+            self.expected.add(ev.child)  # type: ignore[attr-defined]
+        elif kind in ("exit", "dying"):
+            self.done.add(ev.tid)
+        if ev.tid in self.announced:  # a child that speaks exists, whatever clone said
+            self.expected.add(ev.tid)
+
+    @property
+    def all_done(self) -> bool:
+        """Every task the program started has exited or announced its death."""
+        return self.expected <= self.done
+
+
+def _silent(qemu: Qemu, cfg: El0Config, console: tuple[str, str]) -> KernelSilent:
+    """The verdict for a kernel whose program never started."""
+    name, source = console
+    timeout = cfg.run.boot_timeout
+    if qemu.bytes_read == 0:
+        return KernelSilent(f"the kernel printed nothing within {timeout:g} s on the {name} UART "
+                            f"({source}): does its boot code expect EL3? QEMU raspi3b enters at EL2 "
+                            f"(at 0x80000); or is its console another UART (--console)?")
+    return KernelSilent(f"the kernel printed {qemu.bytes_read} bytes but the conformance program "
+                        f"never started within {timeout:g} s (no '@KU 1 0 start' line): does "
+                        f"kernel_main reach move_to_user_mode(user_process), and does its write "
+                        f"syscall print the string it is given?")
+
+
+def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Transcript:
+    """Patch, boot, read until the run ends (module docstring); return the
+    transcript. ``workdir`` holds the patched image copy."""
+    info = inspect_image(cfg.run.kernel, want_mode=None)  # a demo image with kt-user.o is fine
+    console = choose_console(cfg.run, info)
+    image = patch_image(cfg.run.kernel, workdir / f"{scenario}-{seed}.img", scenario, seed)
+    argv = qemu_argv(find_qemu(cfg.run.qemu), image, console[0], cfg.run.deterministic)
+    directory = cfg.run.transcript_dir
+    path = None if directory is None else transcript_path(directory, scenario, seed)
+    lines: list[str] = []
+    try:
+        with Qemu(argv, cfg.run.max_output) as qemu:
+            ending, detail = _read(qemu, cfg, console, lines, parser := El0Parser(), scenario, seed)
+    except OutputLimit:
+        err = OutputFlood(f"the console printed more than {cfg.run.max_output} bytes (a print loop?)")
+        err.lines, err.path = lines, None if path is None else _save(path, lines)
+        raise err from None
+    except HarnessError as e:
+        e.lines = lines
+        e.path = None if path is None else _save(path, lines)
+        raise
+    finally:
+        image.unlink(missing_ok=True)
+    if path is not None:
+        _save(path, lines)
+    return El0Transcript(lines, parser.events, parser.noise, parser.anomalies, scenario, seed,
+                         ending, detail, rules=cfg.rules, path=path,
+                         replay=cfg.replay.format(scenario=scenario, seed=seed), kernel=cfg.label)
+
+
+def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str],
+          parser: El0Parser, scenario: str, seed: int) -> tuple[str, str]:
+    """Read the console until the run ends; return (ending, detail)."""
+    watch = _Watch()
+    t0 = time.monotonic()
+    started = False
+    last_wall, last_cpu = t0, 0.0
+    done_cpu: float | None = None
+    while True:
+        now = time.monotonic()
+        cpu = qemu_cpu_seconds(qemu.pid)
+        if not started and now - t0 > cfg.run.boot_timeout:
+            raise _silent(qemu, cfg, console)
+        if now - t0 > cfg.run.run_timeout:
+            return "timeout", f"no end within the run timeout of {cfg.run.run_timeout:g} s"
+        if started and watch.all_done:
+            done_cpu = cpu if done_cpu is None else done_cpu
+            if cpu - done_cpu >= cfg.grace_cpu:
+                return "all_exited", "every task exited"
+        elif started and (cpu - last_cpu > cfg.stall_cpu or now - last_wall > cfg.stall_wall):
+            quiet = (f"{cpu - last_cpu:.1f} s of QEMU CPU time (guest progress)"
+                     if cpu - last_cpu > cfg.stall_cpu else f"{now - last_wall:.1f} s of wall time")
+            waiting = sorted(watch.expected - watch.done)
+            return "stalled", (f"stalled: no EL0 marker for {quiet} after line {_last_line(parser)}; "
+                               f"task(s) {', '.join(map(str, waiting))} had not exited")
+        try:
+            text = qemu.read_line(min(now + POLL, t0 + cfg.run.run_timeout))
+        except ReadTimeout:
+            continue
+        if text is None:
+            return "qemu_exited", f"QEMU exited by itself ({qemu.wait_exit(time.monotonic() + 1.0)})"
+        lines.append(text)
+        item = parser.feed(len(lines), text)
+        if not isinstance(item, UEvent):
+            continue
+        last_wall, last_cpu, done_cpu = time.monotonic(), qemu_cpu_seconds(qemu.pid), None
+        if item.KIND == "start":
+            started = True
+            _check_start(item, scenario, seed)
+        watch.take(item)
+
+
+def _last_line(parser: El0Parser) -> int:
+    return parser.events[-1].line if parser.events else 0
+
+
+def _check_start(start: UEvent, scenario: str, seed: int) -> None:
+    """The start marker must name what was patched in (else a forged or stale run)."""
+    got = (getattr(start, "scenario", None), getattr(start, "seed", None))
+    if got != (scenario, seed):
+        raise ProtocolError(start.line, f"the program says it runs {got[0]!r} with seed {got[1]}, but "
+                                        f"the harness patched {scenario!r} with seed {seed} into the image",
+                            start.raw)
+
+
+__all__ = ["El0Config", "run_el0", "qemu_cpu_seconds", "UExit"]

@@ -1,0 +1,252 @@
+"""Porting a student's source tree: build it with its own Makefile, with the
+conformance programs (build/kt-user.o) linked in place of its user program,
+without editing a single file of it (docs/judging.md, "Porting a tree").
+
+How: the tree is copied (the student's folder is never written), and its
+Makefile is run with the cross toolchain replaced by wrappers: a directory
+of scripts named like the real tools (``aarch64-linux-gnu-gcc``, ``-ld``,
+...), put first on PATH and passed as every prefix variable teaching trees
+use (``ARMGNU``, ``CROSS_COMPILE``, ``CROSS``, ``TOOLCHAIN``, ``PREFIX``).
+Every tool call goes through to the real tool, except a final link (``ld``
+without ``-r``, or ``gcc`` without ``-c``/``-S``/``-E``): there the wrapper
+finds the one input object that defines ``user_process``, weakens that
+symbol (``objcopy --weaken-symbol``), merges kt-user.o into it (``ld -r``,
+keeping the object's file name, so a linker script that picks user code by
+file name still does), and links with the merged object instead. If the
+tree keeps its user program in sections named ``.text.<x>`` (lesson 6's
+``.text.user``), kt-user.o's sections are renamed to match.
+
+What a tree needs: a Makefile whose default target builds ``kernel8.img``
+with the cross tools named through one of those variables or found on
+PATH, and a global function ``user_process`` (the lesson's name) in an
+object file of the final link.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HarnessError
+
+TRIPLET = "aarch64-linux-gnu-"
+TOOLS = ("gcc", "cc", "cpp", "as", "ld", "ld.bfd", "objcopy", "objdump", "nm", "ar", "readelf",
+         "strip", "size", "ranlib")
+PREFIX_VARS = ("ARMGNU", "CROSS_COMPILE", "CROSS", "TOOLCHAIN", "PREFIX")  #: ARMGNU wants no '-'
+ENTRY = "user_process"
+BUILD_TIMEOUT = 120.0  #: seconds a student's build may take
+IMAGE_NAME = "kernel8.img"
+SKIP = shutil.ignore_patterns(".git", "build", "*.o", "*.elf", "*.img", "__pycache__")
+ERROR_FILE = "port-error.txt"  #: where the link wrapper explains a refusal
+
+
+class PortError(HarnessError):
+    """The tree could not be turned into a judgeable image."""
+
+
+class BuildFailed(PortError):
+    """The tree's own build failed (its log's tail is the console)."""
+
+
+class NoUserProgram(PortError):
+    """No object of the final link defines user_process."""
+
+
+class NoImage(PortError):
+    """The build succeeded but made no kernel8.img."""
+
+
+@dataclass(frozen=True)
+class Ported:
+    """A ported tree: the image to boot and the log of its build."""
+
+    image: Path
+    log: Path
+    seconds: float
+
+
+def _real_tool(tool: str) -> str:
+    found = shutil.which(TRIPLET + tool)
+    if found is None:
+        raise PortError(f"the cross tool {TRIPLET}{tool} is not installed (apt-get install "
+                        f"gcc-aarch64-linux-gnu)")
+    return found
+
+
+def _write_wrappers(wrap: Path, kt_user: Path) -> None:
+    """The wrapper scripts (module docstring); the link ones call ``link``."""
+    wrap.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parents[1]
+    for tool in TOOLS:
+        real = shutil.which(TRIPLET + tool)
+        if real is None:
+            continue
+        linking = {"gcc": "-c|-S|-E|-M|-MM|-r|--version|-v|-dumpmachine|-print-*",
+                   "cc": "-c|-S|-E|-M|-MM|-r|--version|-v|-dumpmachine|-print-*",
+                   "ld": "-r|-i|--relocatable|--version|-v|-V", "ld.bfd": "-r|-i|--relocatable|--version|-v|-V"}
+        lines = ["#!/bin/sh", f"# kt port wrapper for {real}"]
+        if tool in linking:
+            lines += ['for a in "$@"; do', f'  case "$a" in {linking[tool]}) exec "{real}" "$@";; esac', "done",
+                      f'PYTHONPATH="{root}" exec "{sys.executable}" -m harness.port link "{real}" '
+                      f'"{kt_user}" "{wrap / ERROR_FILE}" "$@"']
+        else:
+            lines.append(f'exec "{real}" "$@"')
+        script = wrap / (TRIPLET + tool)
+        script.write_text("\n".join(lines) + "\n")
+        script.chmod(0o755)
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def _definers(objects: list[str]) -> list[str]:
+    """The objects among ``objects`` that define the global ENTRY."""
+    nm = _real_tool("nm")
+    found = []
+    for obj in objects:
+        out = _run([nm, "-g", "--defined-only", obj]).stdout
+        if any(line.split()[-2:] in (["T", ENTRY], ["W", ENTRY]) for line in out.splitlines()
+               if len(line.split()) >= 2):
+            found.append(obj)
+    return found
+
+
+def _section_of(obj: str) -> str:
+    """The section ENTRY is defined in (e.g. ``.text``, ``.text.user``)."""
+    for line in _run([_real_tool("objdump"), "-t", obj]).stdout.splitlines():
+        parts = line.split()
+        if parts and parts[-1] == ENTRY and len(parts) >= 4:
+            return parts[-3]
+    return ".text"
+
+
+def _merge(obj: str, kt_user: str, tmp: Path) -> Path:
+    """A copy of ``obj`` with ENTRY weakened and kt-user.o merged in, under
+    the same file name in ``tmp``."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    weak, kt = tmp / "weak.o", tmp / "kt-user.o"
+    steps = [[_real_tool("objcopy"), f"--weaken-symbol={ENTRY}", obj, str(weak)]]
+    section = _section_of(obj)
+    suffix = section[len(".text"):] if section.startswith(".text.") and section != f".text.{ENTRY}" else ""
+    renames = [f"--rename-section=.{s}=.{s}{suffix}" for s in ("text", "rodata", "data", "bss")] if suffix else []
+    steps.append([_real_tool("objcopy"), *renames, kt_user, str(kt)])
+    merged = tmp / Path(obj).name
+    steps.append([_real_tool("ld"), "-r", "-o", str(merged), str(weak), str(kt)])
+    for step in steps:
+        done = _run(step)
+        if done.returncode != 0:
+            raise PortError(f"kt port: `{' '.join(step)}` failed: {done.stderr.strip()}")
+    return merged
+
+
+def link(real: str, kt_user: str, error_file: str, args: list[str]) -> int:
+    """The link wrapper: substitute the merged object, then run ``real``."""
+    objects = [a for i, a in enumerate(args) if a.endswith(".o") and not a.startswith("-")
+               and (i == 0 or args[i - 1] != "-o") and os.path.isfile(a)]
+    definers = _definers(objects)
+    if len(definers) != 1:
+        why = (f"no object file of the final link defines a global function {ENTRY}() "
+               f"(objects: {' '.join(objects) or 'none'})" if not definers
+               else f"{len(definers)} objects define {ENTRY}: {' '.join(definers)}")
+        Path(error_file).write_text(why + "\n")
+        print(f"kt port: {why}", file=sys.stderr)
+        return 1
+    try:
+        merged = _merge(definers[0], kt_user, Path(error_file).parent / f"link-{os.getpid()}")
+    except PortError as e:
+        Path(error_file).write_text(f"{e}\n")
+        print(e, file=sys.stderr)
+        return 1
+    new_args = [str(merged) if a == definers[0] else a for a in args]
+    return subprocess.run([real, *new_args], check=False).returncode
+
+
+def _find_image(tree: Path, since: float) -> Path | None:
+    """The kernel8.img the build made: the shallowest one written since
+    ``since`` (a time.time() value)."""
+    made = [p for p in tree.rglob(IMAGE_NAME) if p.is_file() and p.stat().st_mtime >= since - 1]
+    made.sort(key=lambda p: (len(p.relative_to(tree).parts), str(p)))
+    return made[0] if made else None
+
+
+def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUILD_TIMEOUT,
+              make_args: tuple[str, ...] = ()) -> Ported:
+    """Copy ``tree`` into ``workdir``, build it with the wrappers, return
+    the image. Raises BuildFailed, NoUserProgram, NoImage or PortError."""
+    tree, workdir = Path(tree).resolve(), Path(workdir).resolve()
+    if not (tree / "Makefile").is_file() and not (tree / "makefile").is_file():
+        raise PortError(f"{tree}: not a source tree with a Makefile")
+    if not kt_user.is_file():
+        raise PortError(f"{kt_user} is missing: run `make` in the suite first")
+    if workdir == tree or tree in workdir.parents or workdir in tree.parents:
+        raise PortError(f"{workdir}: the work folder must lie outside the tree {tree} (it is "
+                        f"emptied first) and must not contain it")
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    copy, wrap = workdir / "src", workdir / "toolchain"
+    shutil.copytree(tree, copy, ignore=SKIP, symlinks=True)
+    _write_wrappers(wrap, kt_user.resolve())
+    prefix = str(wrap / TRIPLET)
+    variables = [f"{v}={prefix[:-1] if v == 'ARMGNU' else prefix}" for v in PREFIX_VARS]
+    env = {**os.environ, "PATH": f"{wrap}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = workdir / "build.log"
+    started, wall = time.monotonic(), time.time()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["make", "-C", str(copy), *variables, *make_args], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise BuildFailed(f"{tree}: the build did not finish within {timeout:g} s (build log: {log})",
+                              lines=log.read_text(errors="replace").splitlines(), source="make output")
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    seconds = time.monotonic() - started
+    output = log.read_text(errors="replace").splitlines()
+    refused = wrap / ERROR_FILE
+    if refused.exists():
+        raise NoUserProgram(f"{tree}: no user program to substitute: {refused.read_text().strip()}; "
+                            f"the tree needs a global function {ENTRY}() (the lesson's first user "
+                            f"program) in an object of its final link", lines=output, source="make output")
+    if code != 0:
+        raise BuildFailed(f"{tree}: its build failed (make exited {code}; build log: {log})",
+                          lines=output, source="make output")
+    image = _find_image(copy, wall)
+    if image is None:
+        raise NoImage(f"{tree}: the build succeeded but made no {IMAGE_NAME} (build log: {log})",
+                      lines=output, source="make output")
+    return Ported(image, log, seconds)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m harness.port link REAL KT_USER ERROR_FILE ARGS...`` (the
+    wrappers) or ``python -m harness.port TREE WORKDIR`` (by hand)."""
+    if argv[:1] == ["link"] and len(argv) >= 4:
+        return link(argv[1], argv[2], argv[3], argv[4:])
+    if len(argv) == 2:
+        kt = Path(__file__).resolve().parents[1] / "build" / "kt-user.o"
+        try:
+            ported = port_tree(Path(argv[0]), kt, Path(argv[1]))
+        except HarnessError as e:
+            print(e.report(), file=sys.stderr)
+            return 1
+        print(ported.image)
+        return 0
+    print("usage: python -m harness.port TREE WORKDIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
