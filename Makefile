@@ -148,8 +148,11 @@ deps:
 # worker so it boots once (tests/scenarios/conftest.py); JUnit XML for CI.
 PYTEST_JOBS ?= -n 2 --dist loadgroup
 KERNEL_ARG := $(if $(KERNEL),--kernel=$(abspath $(KERNEL)))
+# SUBMISSION=tree-or-image judges a kernel without markers from EL0 facts
+# (docs/judging.md); RULES=lesson judges what the lesson teaches.
+SUBMISSION_ARG := $(if $(SUBMISSION),--submission=$(abspath $(SUBMISSION))) $(if $(RULES),--rules=$(RULES))
 check: deps $(if $(KERNEL),,all)
-	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) $(KERNEL_ARG) $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) $(KERNEL_ARG) $(SUBMISSION_ARG) $(PYTEST_ARGS)
 test: deps all
 	$(PYTHON) -m pytest tests $(PYTEST_JOBS) --junitxml=$(B)/junit.xml $(PYTEST_ARGS)
 bench: deps all

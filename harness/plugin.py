@@ -26,11 +26,17 @@ from .image import CONSOLES, inspect_image
 from .judge import RuleBroken
 from .prng import parse_seed
 from .qemu import DEFAULT_QEMU
+from .el0 import El0Transcript
+from .el0_runner import El0Config, run_el0
+from .errors import KernelSilent
+from .port import PortError, port_tree
 from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_console,
                      run_scenario)
 from .transcript import Transcript
 
 _WORKER_SEED = "kt_seed"  # key in xdist's workerinput
+_WORKER_IMAGE = "kt_submission_image"  # the controller's ported image, for the workers
+RULE_SETS = ("project", "lesson")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,12 @@ def _positive_seconds(text: str) -> float:
 def _console(text: str) -> str:
     if text not in CONSOLES:
         raise ValueError(f"must be one of {', '.join(CONSOLES)}")
+    return text
+
+
+def _rules(text: str) -> str:
+    if text not in RULE_SETS:
+        raise ValueError(f"must be one of {', '.join(RULE_SETS)}")
     return text
 
 
@@ -81,6 +93,16 @@ OPTIONS = (
             "gives the same transcript (the default; --realtime turns it off)", _flag),
     _Option("--transcript-dir", "kt_transcript_dir", f"where run transcripts are saved "
             f"(default: {TRANSCRIPT_DIR})", str, "DIR"),
+    _Option("--submission", "kt_submission", "judge a kernel that emits no markers, from what its "
+            "EL0 programs observe: a source tree (built with its own Makefile, build/kt-user.o "
+            "linked in place of its user_process) or an image already linked with kt-user.o",
+            str, "PATH"),
+    _Option("--rules", "kt_rules", "rule set for --submission: 'project' (docs/syscalls.md) or "
+            "'lesson' (what RPi OS lesson 5 teaches; docs/judging.md) (default: project)",
+            _rules, "SET"),
+    _Option("--stall", "kt_stall", "seconds of QEMU CPU time (guest progress) with no EL0 marker "
+            f"before a --submission run is ended as stalled (default: {El0Config.stall_cpu:g})",
+            _positive_seconds, "S"),
 )
 
 
@@ -120,6 +142,20 @@ class _Session:
     build_root: Path | None  #: build the default kernel here with make if it is missing
     runs: dict[tuple[str, int], Transcript | HarnessError] = field(default_factory=dict)
     build_failure: ImageError | None = None
+    el0: El0Config | None = None  #: set: the kernel emits no markers (--submission)
+    submission: Path | None = None  #: what --submission named (a tree or an image)
+    el0_runs: dict[tuple[str, int], El0Transcript | HarnessError] = field(default_factory=dict)
+
+    def run_el0(self, scenario: str, seed: int, workdir: Path) -> El0Transcript | HarnessError:
+        """The EL0-judged run of ``scenario`` with ``seed``: booted once, then cached."""
+        assert self.el0 is not None, "not an EL0 session"
+        key = (scenario, seed)
+        if key not in self.el0_runs:
+            try:
+                self.el0_runs[key] = run_el0(self.el0, scenario, seed, workdir)
+            except HarnessError as e:
+                self.el0_runs[key] = e
+        return self.el0_runs[key]
 
     def run(self, scenario: str, seed: int) -> Transcript | HarnessError:
         """The run of ``scenario`` with ``seed``: booted once, then cached."""
@@ -181,7 +217,58 @@ def _make_session(config: pytest.Config) -> _Session:
         seed, source = values["kt_seed"]
     else:
         seed, source = random.getrandbits(64), "random"
-    return _Session(cfg, seed, source, build_root)
+    session = _Session(cfg, seed, source, build_root)
+    if values["kt_submission"] is not None:
+        _set_submission(config, session, values)
+    return session
+
+
+def _replay_hint(submission: Path, rules: str) -> str:
+    """The command that reruns one scenario of a --submission session."""
+    extra = "" if rules == "project" else f" RULES={rules}"
+    return (f"make check SUBMISSION={submission}{extra} "
+            f'PYTEST_ARGS="--seed {{seed}} -k {{scenario}}"')
+
+
+def _set_submission(config: pytest.Config, session: _Session, values: dict[str, Any]) -> None:
+    """An EL0 session: port the tree (once, in the xdist controller), check
+    that the result speaks at all, and judge from EL0 markers."""
+    submission = _path(config, values["kt_submission"], "")
+    rules = values["kt_rules"][0] if values["kt_rules"] else "project"
+    el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules),
+                    label=str(submission))
+    if values["kt_stall"] is not None:
+        el0 = replace(el0, stall_cpu=values["kt_stall"][0])
+    session.submission, session.build_root = submission, None
+    if session.cfg.transcript_dir is not None:  # never mixed with the bundled kernel's runs
+        session.cfg = replace(session.cfg, transcript_dir=session.cfg.transcript_dir / f"el0-{submission.name}")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        image = Path(workerinput[_WORKER_IMAGE])
+    elif submission.is_dir():
+        try:
+            ported = port_tree(submission, config.rootpath / "build" / "kt-user.o",
+                               config.rootpath / "build" / "port" / submission.name)
+        except PortError as e:
+            raise pytest.UsageError(f"--submission {submission}: {e.summary}\n"
+                                    + "\n".join(e.tail()[-8:])) from None
+        image = ported.image
+    elif submission.is_file():
+        image = submission
+    else:
+        raise pytest.UsageError(f"--submission {submission}: no such tree or image")
+    session.cfg = replace(session.cfg, kernel=image)
+    session.el0 = replace(el0, run=session.cfg)
+    if workerinput is None:
+        _probe(config, session)
+
+
+def _probe(config: pytest.Config, session: _Session) -> None:
+    """One boot before any test: a kernel that prints nothing, or never starts
+    the program, is one usage error, not ten identical failures."""
+    result = session.run_el0("clone_twice", session.seed, config.rootpath / "build" / "port")
+    if isinstance(result, (KernelSilent, ImageError)):
+        raise pytest.UsageError(f"--submission {session.submission}: {result.summary}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -190,8 +277,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist: every worker runs the controller's seed."""
-    node.workerinput[_WORKER_SEED] = node.config.stash[_SESSION].seed
+    """xdist: every worker runs the controller's seed (and its ported image)."""
+    session = node.config.stash[_SESSION]
+    node.workerinput[_WORKER_SEED] = session.seed
+    if session.el0 is not None:
+        node.workerinput[_WORKER_IMAGE] = str(session.cfg.kernel)
 
 
 def _kernel_summary(session: _Session) -> str:
@@ -208,7 +298,9 @@ def _kernel_summary(session: _Session) -> str:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash[_SESSION]
     cfg = session.cfg
-    return [
+    judged = ([f"kt submission: {session.submission} (judged from EL0 markers; image {cfg.kernel}; "
+               f"rule set {session.el0.rules})"] if session.el0 is not None else [])
+    return judged + [
         f"kt kernel: {_kernel_summary(session)}",
         f"kt qemu: {cfg.qemu}, boot-timeout {cfg.boot_timeout:g} s, run-timeout "
         f"{cfg.run_timeout:g} s, deterministic {'on' if cfg.deterministic else 'off'}",
@@ -231,10 +323,37 @@ def _run_scenario(request: pytest.FixtureRequest) -> Callable[..., Transcript]:
     with the console tail and the saved transcript's path."""
     session = request.config.stash[_SESSION]
     paths = request.node.stash.setdefault(_PATHS, [])
+    if session.el0 is not None:
+        pytest.skip("not judged: the kernel reports no events (this rule needs kernel markers; "
+                    "the test_el0_* tests judge what EL0 can observe)")
 
     def run(name: str, seed: int | None = None) -> Transcript:
         __tracebackhide__ = True
         result = session.run(name, session.seed if seed is None else seed)
+        if result.path is not None and result.path not in paths:
+            paths.append(result.path)
+        if isinstance(result, HarnessError):
+            pytest.fail(result.report(), pytrace=False)
+        return result
+
+    return run
+
+
+@pytest.fixture(name="run_el0")
+def _run_el0(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Callable[..., El0Transcript]:
+    """``run_el0(name, seed=None) -> El0Transcript``: the session's EL0-judged
+    run of ``name`` (--submission), booted once per session. Skips when the
+    kernel reports markers: then the marker judges decide."""
+    session = request.config.stash[_SESSION]
+    paths = request.node.stash.setdefault(_PATHS, [])
+    if session.el0 is None:
+        pytest.skip("judged from kernel markers in this session (EL0 judges run with --submission)")
+    workdir = tmp_path_factory.getbasetemp() / "el0-images"
+
+    def run(name: str, seed: int | None = None) -> El0Transcript:
+        __tracebackhide__ = True
+        result = session.run_el0(name, session.seed if seed is None else seed, workdir)
         if result.path is not None and result.path not in paths:
             paths.append(result.path)
         if isinstance(result, HarnessError):

@@ -20,10 +20,12 @@ import pytest
 
 from harness.abi import (EAGAIN, EFAULT, EINVAL, ENOSYS, SYS_CLONE,  # noqa: F401 (kt.*)
                          SYS_EXIT, SYS_MALLOC, SYS_WRITE)
+from harness.el0 import UAfterExit, UClone, UCloned, UEvent, UExit  # noqa: F401 (kt.*)
 from harness.events import Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task, Tick
 from harness.prng import MASK64, SplitMix64
 
 REG_NAMES = [f"x{i}" for i in range(31)] + ["nzcv", "sp", "sp0"]
+PAGE_SIZE = 4096  # docs/syscalls.md: malloc's pages, clone's stacks
 
 
 # --- numbers ------------------------------------------------------------------
@@ -75,10 +77,11 @@ def _value(text: str) -> Any:
 
 @dataclass
 class Line:
-    """One printed "tag key=value ..." line and the out marker it came in."""
+    """One printed "tag key=value ..." line and the out marker it came in
+    (a kernel's `out` marker, or an EL0 `out` marker)."""
     tag: str
     values: dict[str, Any]
-    event: Out
+    event: Any
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -91,7 +94,7 @@ def facts_lines(t: Any, pid: int, *tags: str) -> list[Line]:
     """Every "tag key=value ..." line pid printed (only those tags, if any
     are given), in order. Numbers (0x.. or decimal) become ints."""
     lines = []
-    for ev in t.of(Out, pid=pid):
+    for ev in t.outputs(pid):
         for text in ev.data.decode("latin-1").split("\n"):
             words = text.split()
             if not words or "=" in words[0] or (tags and words[0] not in tags):
@@ -144,10 +147,110 @@ def compare_regs(got: Fact, want: dict[str, int]) -> list[str]:
             for name in want if u64(got[name]) != u64(want[name])]
 
 
+# --- EL0-judged runs (--submission: the kernel emits no markers) ---------------
+
+def tagged(u: Any, tag: str, tid: int | None = None) -> list[Line]:
+    """Every "tag key=value ..." line printed with ``tag``, by ``tid`` or by
+    any task (a child whose sp was not set prints under its parent's id)."""
+    tids = [tid] if tid is not None else sorted({e.tid for e in u.events})
+    found = [line for t in tids for line in facts_lines(u, t, tag)]
+    return sorted(found, key=lambda line: line.event.line)
+
+
+def first_tagged(u: Any, tag: str, tid: int | None = None) -> Line | None:
+    """The first line ``tagged(u, tag, tid)``, or None."""
+    found = tagged(u, tag, tid)
+    return found[0] if found else None
+
+
+def merged(lines: list[Line]) -> dict[str, Any]:
+    """The values of several lines of one tag (a register dump is 5 lines)."""
+    out: dict[str, Any] = {}
+    for line in lines:
+        out.update(line.values)
+    return out
+
+
+def need(cond: object, what: str) -> None:
+    """Skip a dependent rule whose precondition (judged by its own test) does
+    not hold: "not judged: needs <what>"."""
+    __tracebackhide__ = True
+    if not cond:
+        pytest.skip(f"not judged: needs {what}")
+
+
+def where_stopped(u: Any, tid: int) -> tuple[list[Any], str]:
+    """What to cite and say about where task ``tid`` stopped reporting."""
+    last = u.last_of(tid)
+    if last is None:
+        return [], f"task {tid} wrote no EL0 marker at all"
+    return [last], f"task {tid}'s last EL0 marker is line {last.line}"
+
+
+def el0_clone_problem(u: Any) -> tuple[str, list[Any], str] | None:
+    """(rule, cited, detail) if clone itself is broken in this EL0 run, the
+    root cause of whatever else the scenario then misses; None if not."""
+    for clone in u.of(UClone):
+        back = [c for c in u.of(UCloned, tid=clone.tid) if c.child == clone.child]
+        if not back:
+            cite, where = where_stopped(u, clone.tid)
+            return ("clone: the call must return to the caller, after its svc and on its own "
+                    "stack, with the child's pid in x0", [clone, *cite],
+                    f"task {clone.tid} announced child {clone.child} but never got clone's "
+                    f"result back; {where}")
+    shared = [tid for tid in sorted({e.tid for e in u.events}) if len(u.of(UExit, tid=tid)) > 1]
+    if shared:
+        exits = u.of(UExit, tid=shared[0])
+        return ("clone: the child must start with sp = stack + 4096 (on its own stack page)",
+                exits[:2], f"task {shared[0]} exited {len(exits)} times: other tasks write as task "
+                           f"{shared[0]} (the program names a task by its stack page), so they run "
+                           f"on its stack")
+    repeats = [a for a in u.anomalies if "a repeat" in a.what]
+    if repeats:
+        return ("clone: the child must start with sp = stack + 4096 (on its own stack page)",
+                [], f"two tasks wrote as one ({repeats[0].what}, line {repeats[0].line}): a child "
+                    f"runs on another task's stack")
+    for back in u.of(UCloned):
+        if 0 < back.ret < 1 << 31 and u.last_of(back.child) is None and u.ending != "all_exited":
+            return ("clone: the child must start at the instruction after the svc and run",
+                    [back], f"child {back.child} (pid {back.ret}) never wrote anything (it starts "
+                            f"from a copy of the caller's registers with x0 = 0 and sp = stack + 4096)")
+    return None
+
+
+def judge_el0_clones(u: Any) -> None:
+    """The root rule of a scenario that clones: clone itself works."""
+    __tracebackhide__ = True
+    problem = el0_clone_problem(u)
+    if problem is not None:
+        rule, cited, detail = problem
+        u.fail(rule, *cited, detail=detail)
+
+
+def el0_run(run_el0: Any, scenario: str, request: pytest.FixtureRequest) -> Any:
+    """The EL0 run of ``scenario`` for one test: tests other than
+    test_el0_clones_work skip when clone itself is broken (that test says so)."""
+    u = run_el0(scenario)
+    if request.node.name != "test_el0_clones_work":
+        need(el0_clone_problem(u) is None, "clone to work (test_el0_clones_work)")
+    return u
+
+
+def project_rules(u: Any, why: str) -> None:
+    """Skip a rule of this project's contract that the lesson does not teach,
+    when judging with --rules lesson."""
+    __tracebackhide__ = True
+    if u.rules != "project":
+        pytest.skip(f"not judged under the lesson rule set: {why}")
+
+
 # --- events -------------------------------------------------------------------
 
-def pid_of(ev: Event) -> int | None:
-    """The user task an event is about (None for global events)."""
+def pid_of(ev: Any) -> int | None:
+    """The user task an event is about (None for global events); for an
+    EL0 marker, the task that wrote it."""
+    if isinstance(ev, UEvent):
+        return ev.tid
     if isinstance(ev, (Task, Tick, Sys, Out, PAlloc, PFree, Fault)):
         return ev.pid
     if isinstance(ev, Switch):

@@ -59,7 +59,8 @@ USER_SCENARIO(exit_zombie)
 {
     struct u_rng rng;
     void *sa, *sb;
-    unsigned long w;
+    unsigned long w, nonzero = 0;
+    u64 *again;
 
     u_rng_seed(&rng, seed);
     ez_a_word = u_rng_next(&rng);
@@ -76,6 +77,10 @@ USER_SCENARIO(exit_zombie)
     for (w = 0; !ez_b_done && w < U_WAIT(EZ_WAIT_MAX); w++)
         ez_counter++;
     u_printf("p done=%d\n", ez_b_done);
-    /* A's pages are free again: the lowest free page is A's stack. */
-    u_printf("p again=0x%lx\n", (u64)u_malloc());
+    /* A's pages are free again: the lowest free page is A's stack, which A
+     * used, so only a kernel that zeroes pages hands it out clean. */
+    again = (u64 *)u_malloc();
+    for (unsigned long i = 0; again != (u64 *)MALLOC_FAILED && i < U_PAGE_SIZE / 8; i++)
+        nonzero += again[i] != 0;
+    u_printf("p again=0x%lx nonzero=%lu\n", (u64)again, nonzero);
 }

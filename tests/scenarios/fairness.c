@@ -35,7 +35,7 @@ static long fa_child(unsigned long k)
     u64 x = fa_start[k];
     unsigned long n = 0, lines = 0, seen = 0;
 
-    while (lines < FA_LINES && n < FA_MAX_CHUNKS) {
+    while (lines < FA_LINES && n < U_WAIT(FA_MAX_CHUNKS)) {
         x = fa_work(x, fa_step[k], FA_TURNS);
         fa_chunks[k] = ++n;
         if (fa_chunks[1 - k] != seen || fa_finished[1 - k]) {

@@ -1,6 +1,8 @@
 /* malloc_exhaustion: the first task clones child C and exits. C keeps one
  * page aside, then takes every free page of the pool, checking that each is
- * zeroed and then dirtying it with a seed pattern; it calls malloc a few
+ * zeroed and then dirtying it with a seed pattern and stamping its first
+ * word with pattern ^ index (a page given twice loses its first stamp:
+ * "clobbered"); it calls malloc a few
  * more times once it gets -1, shows it can still write, clones G on the page
  * it kept aside, and exits. G retries malloc until C's pages are back and
  * checks the pages it gets are zeroed. Nobody busy-waits while C works.
@@ -11,8 +13,8 @@
  * pattern (the word C fills its pages with), pages G takes (2 + d % 3). */
 #include "ulib.h"
 
-#define ME_POOL_PAGES 1024UL   /* docs: the pool's size; only a safety bound */
 #define ME_MAX_CALLS 4096UL    /* stop even if malloc never fails */
+#define ME_WINDOW_PAGES ME_MAX_CALLS /* pages above the first stack C may touch */
 #define ME_POLL 2000UL         /* G: spin turns between two malloc attempts */
 #define ME_RETRIES 5000UL      /* G: malloc attempts before giving up */
 
@@ -20,6 +22,7 @@ static u64 me_pool_lo;          /* the first task's stack page: the pool's first
 static u64 me_pattern;
 static unsigned long me_extra;
 static unsigned long me_pages;
+static u64 me_got[ME_MAX_CALLS];  /* C's pages, in the order malloc gave them */
 
 /* Words of the page at p that are not 0. */
 static unsigned long me_nonzero(const u64 *p)
@@ -36,7 +39,7 @@ static unsigned long me_nonzero(const u64 *p)
 static int me_plausible(u64 p)
 {
     return (p & (U_PAGE_SIZE - 1)) == 0 && p >= me_pool_lo &&
-           p < me_pool_lo + ME_POOL_PAGES * U_PAGE_SIZE;
+           p < me_pool_lo + ME_WINDOW_PAGES * U_PAGE_SIZE;
 }
 
 /* G: once C has exited its pages are free again: take me_pages of them. */
@@ -63,6 +66,18 @@ static long me_grandchild(unsigned long arg)
     return 0;
 }
 
+/* Pages of me_got[0..count) whose first word no longer holds the stamp C
+ * wrote there (pattern ^ index): a page handed out twice, or not memory. */
+static unsigned long me_clobbered(unsigned long count)
+{
+    unsigned long n = 0;
+
+    for (unsigned long i = 0; i < count; i++)
+        if (me_plausible(me_got[i]) && *(volatile u64 *)me_got[i] != (me_pattern ^ i))
+            n++;
+    return n;
+}
+
 /* C: keep a page for G, exhaust the pool, report, clone G, exit. */
 static long me_child(unsigned long arg)
 {
@@ -80,14 +95,16 @@ static long me_child(unsigned long arg)
         x ^= last;
         lo = last < lo ? last : lo;
         hi = last > hi ? last : hi;
+        me_got[count - 1] = last;
         if (me_plausible(last)) {
             dirty += me_nonzero((const u64 *)last) != 0;
             u_fill64((u64 *)last, me_pattern, U_PAGE_SIZE / 8);
+            *(volatile u64 *)last = me_pattern ^ (count - 1); /* this page's stamp */
         }
     }
     u_printf("child count=%lu sum=0x%lx xor=0x%lx lo=0x%lx hi=0x%lx\n", count,
              sum, x, lo, hi);
-    u_printf("child end=0x%lx dirty=%lu\n", last, dirty);
+    u_printf("child end=0x%lx dirty=%lu clobbered=%lu\n", last, dirty, me_clobbered(count));
     for (unsigned long i = 0; i < me_extra; i++)
         u_printf("again i=%lu ret=0x%lx\n", i, (u64)u_malloc());
     u_printf("child wrote=%ld\n", u_write("still writing\n"));

@@ -145,3 +145,47 @@ def test_others_go_on(t, kt):
     panics = [f for f in faults if f.pid not in [p for p, _ in kids.values()]]
     t.check(not panics, "fault: only the tasks that faulted may be killed", *panics[:1])
 
+
+
+# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
+# Each child prints "f<k> kind=.." and a `dying` marker just before its fault.
+# A misaligned load faults only if the kernel turns alignment checking on
+# (SCTLR_EL1.A, as this project's does); a lesson kernel leaves it off.
+MAY_SURVIVE_EL0 = MAY_SURVIVE | {"load"}
+
+@pytest.fixture
+def u(run_el0, kt, request):
+    u = kt.el0_run(run_el0, SCENARIO, request)
+    kt.project_rules(u, "the lesson's kernel hangs on any exception from EL0 but svc")
+    return u
+
+
+def test_el0_clones_work(u, kt):
+    """Root rule: clone itself works (else every rule below is skipped)."""
+    kt.judge_el0_clones(u)
+
+
+def test_el0_others_go_on(u, kt):
+    """Root rule: after the faults, the parent and the sibling still run."""
+    word = kt.draws(u.seed, 8)[7]
+    for tag, tid in (("parent", 1), ("sibling", 2)):
+        lines = [line for line in kt.tagged(u, tag, tid) if "after" in line.values]
+        cite, where = kt.where_stopped(u, tid)
+        u.check(bool(lines), "fault: a fault at EL0 must kill only the task that caused it: "
+                "the kernel and the other tasks go on", *cite,
+                detail=f"the {tag} (task {tid}) never reported that it went on after the "
+                       f"children's faults; {where}")
+    sib = [line for line in kt.tagged(u, "sibling", 2) if "after" in line.values][0]
+    u.check(sib["word"] == word, "fault: the other tasks' memory must be untouched",
+            sib.event, detail=f"word={sib['word']:#x}, the seed gives {word:#x}")
+
+
+def test_el0_faulting_tasks_end(u, kt):
+    for k, kind in enumerate(KINDS):
+        said = kt.first_tagged(u, f"f{k}")
+        kt.need(said, f"child {kind}'s report before its fault")
+        survived = [line for line in kt.tagged(u, "survived") if line.get("k") == k]
+        if kind in MAY_SURVIVE_EL0:
+            continue
+        u.check(not survived, f"fault: {EC[kind][1]} at EL0 must end the task (it must not "
+                "go on after the faulting instruction)", said.event, *[s.event for s in survived])

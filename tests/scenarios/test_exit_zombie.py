@@ -128,3 +128,83 @@ def test_others_keep_running(t, kt):
         t.check(zz is not None and zz.reason == "exit", "exit: every task must end as a "
                 "zombie with reason=exit", *kt.last_events_of(t, pid, 1))
 
+
+
+# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
+# P is task 1, A task 2, B task 3.
+
+@pytest.fixture
+def u(run_el0, kt, request):
+    return kt.el0_run(run_el0, SCENARIO, request)
+
+
+def test_el0_clones_work(u, kt):
+    """Root rule: clone itself works (else every rule below is skipped)."""
+    kt.judge_el0_clones(u)
+
+
+def el0_clones_ok(u, kt):
+    """Whether both clones came back to P with a pid (judged in clone_twice)."""
+    got = kt.merged(kt.tagged(u, "p", 1))
+    return "a" in got and "b" in got and got["a"] > 0 and got["b"] > 0
+
+
+def test_el0_a_exits(u, kt):
+    """Root rule: A runs its code and makes its exit call."""
+    a_word, _, _, _ = seed_values(u, kt)
+    kt.need(el0_clones_ok(u, kt), "both clones to return to P (see clone_twice)")
+    said = kt.merged(kt.tagged(u, "a", 2))
+    cite, where = kt.where_stopped(u, 2)
+    u.check(said.get("word") == a_word and u.exited(2) is not None,
+            "exit: the task must run its own code and then make its exit call", *cite,
+            detail=f"A (task 2) did not reach its exit; {where}")
+
+
+def test_el0_exit_never_returns(u, kt):
+    kt.need(u.exited(2), "A's exit call (test_el0_a_exits)")
+    ex = u.exited(2)
+    later = [e for e in u.events if e.tid == 2 and e.line > ex.line]
+    u.check(not later, "exit: must never return; a zombie must never run again (A ran after "
+            "its exit)", ex, *later[:2])
+
+
+def test_el0_others_keep_running(u, kt):
+    _, _, _, b_word = seed_values(u, kt)
+    kt.need(u.exited(2), "A's exit call (test_el0_a_exits)")
+    ex = u.exited(2)
+    b = kt.merged(kt.tagged(u, "b", 3))
+    cite, where = kt.where_stopped(u, 3)
+    u.check(b.get("word") == b_word and b.get("done") == TURNS,
+            f"scheduler: the other tasks must keep running after a task exits (B counts {TURNS} "
+            "turns of P after A's exit)", ex, *cite,
+            detail=f"B counted {b.get('done', 'no')} turns; {where}")
+    p = kt.merged(kt.tagged(u, "p", 1))
+    cite, where = kt.where_stopped(u, 1)
+    u.check(p.get("done") == 1, "scheduler: the parent must keep running until B is done",
+            *cite, detail=where)
+
+
+def test_el0_exited_pages_come_back(u, kt):
+    p = kt.merged(kt.tagged(u, "p", 1))
+    kt.need("done" in p and "sa" in p, "P to finish (test_el0_others_keep_running)")
+    again = kt.first_tagged(u, "p", 1)
+    lines = [line for line in kt.tagged(u, "p", 1) if "again" in line.values]
+    cite, where = kt.where_stopped(u, 1)
+    u.check(lines and lines[0]["again"] == p["sa"], "exit: the pages of an exited task go back "
+            "to the pool: the next malloc returns the lowest free page, A's stack",
+            *([lines[0].event] if lines else cite),
+            detail=(f"malloc returned {kt.u64(lines[0]['again']):#x}, A's stack was {p['sa']:#x}"
+                    if lines else where) if again else where)
+    if u.rules == "project":
+        u.check(lines[0]["nonzero"] == 0, "malloc: a page freed by an exited task must be "
+                "zeroed before it is handed out again", lines[0].event,
+                detail=f"{lines[0]['nonzero']} non-zero words in A's old stack page")
+
+
+def test_el0_everyone_exits(u, kt):
+    kt.need(el0_clones_ok(u, kt), "both clones to return to P (see clone_twice)")
+    for tid in (1, 2, 3):
+        after = u.of(kt.UAfterExit, tid=tid)
+        u.check(not after, "exit: must never return (code ran after the task's exit)", *after)
+        cite, where = kt.where_stopped(u, tid)
+        u.check(u.exited(tid) is not None, "exit: every task must end with exit", *cite, detail=where)

@@ -103,3 +103,44 @@ def test_children_start_after_creation(t, kt):
         t.check(not early, "causality: a task can run only after its task new marker",
                 *early[:1], new)
 
+
+
+# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
+# The parent is task 1; the children are tasks 2 (k=0) and 3 (k=1).
+
+@pytest.fixture
+def u(run_el0, kt, request):
+    return kt.el0_run(run_el0, SCENARIO, request)
+
+
+def test_el0_clones_work(u, kt):
+    """Root rule: clone itself works (else every rule below is skipped)."""
+    kt.judge_el0_clones(u)
+
+
+def test_el0_both_compute_correctly(u, kt):
+    """Root rule: both children get CPU time until done, computing right."""
+    d = kt.draws(u.seed, 4)
+    for k in range(2):
+        start, step = d[2 * k], d[2 * k + 1]
+        lines = [line for line in kt.tagged(u, "prog") if line.get("k") == k]
+        cite, where = kt.where_stopped(u, 2 + k)
+        u.check(len(lines) == LINES, "scheduling: a runnable task must get CPU time until it "
+                "is done (two CPU-bound tasks of equal priority must both progress)", *cite,
+                detail=f"child {k} printed {len(lines)} of {LINES} progress lines; {where}")
+        for line in lines:
+            want = (start + line["n"] * TURNS * step) & kt.MASK64
+            u.check(line["x"] == want, "preemption: a task's computation must come out right "
+                    "however often it is interrupted", line.event,
+                    detail=f"child {k} after {line['n']} chunks: x={line['x']:#x}, expected {want:#x}")
+
+
+def test_el0_progress_interleaves(u, kt):
+    lines = kt.tagged(u, "prog")
+    kt.need(len(lines) == 2 * LINES, "both children's progress (test_el0_both_compute_correctly)")
+    order = [line["k"] for line in lines]
+    for x, y in ((0, 1), (1, 0)):
+        xs = [i for i, k in enumerate(order) if k == x]
+        u.check(y in order[xs[0]:xs[-1]], "scheduling: the progress of two CPU-bound tasks must "
+                "interleave (neither runs to the end before the other starts)", lines[xs[0]].event,
+                detail=f"child {y} printed nothing between child {x}'s first and last progress lines")

@@ -168,3 +168,85 @@ def test_task_goes_on(t, kt):
     t.check(after["wrote"] == len(text), "write: must return the number of bytes written",
             after.events[0], detail=f"returned {after['wrote']}")
 
+
+
+# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
+# The task prints "call<i> x8=.." before each svc and its registers ("r<i>")
+# after it; a call whose "r<i>" never comes never returned.
+
+AFTER_TEXT = b"plain write after the invalid calls\n"
+
+
+@pytest.fixture
+def u(run_el0, kt):
+    u = run_el0(SCENARIO)
+    kt.project_rules(u, "the lesson's kernel hangs a task that makes an unknown syscall "
+                        "(it prints an error and never returns to it)")
+    return u
+
+
+def el0_dump(u, kt, i):
+    """The registers after call i, or None if they never came."""
+    got = kt.merged(kt.tagged(u, f"r{i}", 1))
+    return got if all(r in got for r in kt.REG_NAMES) else None
+
+
+def test_el0_every_call_returns(u, kt):
+    """Root rule: the task gets control back after each svc."""
+    p = plan(u.seed, kt)
+    for i in range(CALLS):
+        call = kt.first_tagged(u, f"call{i}", 1)
+        cite, where = kt.where_stopped(u, 1)
+        kt.need(call or i > 0, "the task's first call line")
+        u.check(call is not None and el0_dump(u, kt, i) is not None,
+                f"invalid syscall: the task must get control back after svc with "
+                f"w8={p[0][i] & 0xFFFFFFFF:#x} (an unknown number must return, never hang the task)"
+                if invalid(i) else "syscall: the task must get control back after every svc",
+                *([call.event] if call else cite),
+                detail=f"call {i} (x8={p[0][i]:#x}) never returned to the task; {where}")
+
+
+def test_el0_unknown_numbers_return_enosys(u, kt):
+    p = plan(u.seed, kt)
+    for i in filter(invalid, range(CALLS)):
+        got = el0_dump(u, kt, i)
+        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
+        u.check(kt.s64(got["x0"]) == ENOSYS, "syscall: an unknown number (w8 >= 4, the bound "
+                "included) must return -ENOSYS (-38)", kt.first_tagged(u, f"r{i}", 1).event,
+                detail=f"x8={p[0][i]:#x} (w8={p[0][i] & 0xFFFFFFFF}) gave x0={kt.u64(got['x0']):#x}")
+
+
+def test_el0_unknown_numbers_change_no_other_register(u, kt):
+    p = plan(u.seed, kt)
+    for i in filter(invalid, range(CALLS)):
+        got = el0_dump(u, kt, i)
+        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
+        bad = kt.compare_regs(kt.Fact(f"r{i}", got), want_regs(u, kt, i, p))
+        if kt.u64(got["sp"]) != kt.u64(got["sp0"]):
+            bad.append(f"sp: expected {kt.u64(got['sp0']):#x}, got {kt.u64(got['sp']):#x}")
+        u.check(not bad, "syscall: an unknown number must change no register but x0 "
+                "(x1..x30, sp and NZCV kept)", kt.first_tagged(u, f"r{i}", 1).event,
+                detail=f"call {i}, x8={p[0][i]:#x}: " + "; ".join(bad))
+
+
+def test_el0_only_w8_counts(u, kt):
+    p = plan(u.seed, kt)
+    for i, what in ((WRITE_HI, "write"), (MALLOC_HI, "malloc")):
+        got = el0_dump(u, kt, i)
+        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
+        x0 = kt.u64(got["x0"])
+        ok = x0 == len(p[3]) if what == "write" else (x0 % kt.PAGE_SIZE == 0 and 0 < x0 < MASK64)
+        bad = kt.compare_regs(kt.Fact(f"r{i}", got), want_regs(u, kt, i, p))
+        u.check(ok and not bad, f"syscall: only w8 names the call: x8 = (high bits << 32) | "
+                f"{i - WRITE_HI} must be {what}, and change no register but x0",
+                kt.first_tagged(u, f"r{i}", 1).event, detail=f"x0={x0:#x}; " + "; ".join(bad))
+
+
+def test_el0_task_goes_on(u, kt):
+    kt.need(el0_dump(u, kt, CALLS - 1), "the last call's return (test_el0_every_call_returns)")
+    after = kt.first_tagged(u, "after", 1)
+    cite, where = kt.where_stopped(u, 1)
+    u.check(after is not None and after["wrote"] == len(AFTER_TEXT), "syscall: after unknown "
+            "numbers the task must go on, and write must return the number of bytes written",
+            *([after.event] if after else cite),
+            detail=f"wrote={after['wrote']}" if after else where)

@@ -261,3 +261,116 @@ def test_all_pages_free_at_end(t, kt):
             t.end, detail=f"{len(left)} pages still owned, e.g. " +
             ", ".join(f"{a:#x} by pid {p}" for a, p in list(left.items())[:4]))
 
+
+
+# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
+# The first task is 1, the exhausting child C is 2, the grandchild G is 3.
+
+MAX_CALLS = 4096  # malloc_exhaustion.c: ME_MAX_CALLS, C's bound on successful mallocs
+STILL = b"still writing\n"
+
+
+@pytest.fixture
+def u(run_el0, kt, request):
+    return kt.el0_run(run_el0, SCENARIO, request)
+
+
+def test_el0_clones_work(u, kt):
+    """Root rule: clone itself works (else every rule below is skipped)."""
+    kt.judge_el0_clones(u)
+
+
+def el0_child(u, kt):
+    """C's report after its malloc loop (count, end, dirty, clobbered), or None."""
+    got = kt.merged(kt.tagged(u, "child", 2))
+    return got if {"count", "end", "dirty", "clobbered"} <= got.keys() else None
+
+
+def el0_exhausted(u, kt):
+    """C's report, skipping the test when the pool never ran out."""
+    got = el0_child(u, kt)
+    kt.need(got, "C's report after its malloc loop (test_el0_malloc_loop_ends)")
+    kt.need(got["count"] < MAX_CALLS, f"a pool small enough to exhaust: the kernel gave "
+            f"{MAX_CALLS} pages without running out")
+    return got
+
+
+def test_el0_malloc_loop_ends(u, kt):
+    """Root rule: C's malloc calls come back until one fails."""
+    cite, where = kt.where_stopped(u, 2)
+    u.check(el0_child(u, kt) is not None, "malloc: every call must return to the task, a page "
+            "or -1, until the pool is exhausted", *cite,
+            detail=f"the exhausting child (task 2) never reported the end of its malloc loop; {where}")
+
+
+def test_el0_exhaustion_returns_exactly_minus_one(u, kt):
+    got = el0_exhausted(u, kt)
+    line = kt.first_tagged(u, "child", 2)
+    u.check(got["end"] == kt.u64(FAILED), "malloc: when no page is free malloc must return "
+            "exactly -1 (and every page it returns is page-aligned)", line.event,
+            detail=f"after {got['count']} pages malloc returned {kt.u64(got['end']):#x}")
+
+
+def test_el0_keeps_returning_minus_one(u, kt):
+    got = el0_exhausted(u, kt)
+    kt.need(got["end"] == kt.u64(FAILED), "exhaustion (test_el0_exhaustion_returns_exactly_minus_one)")
+    extra = 2 + kt.draws(u.seed, 1)[0] % 4
+    again = kt.tagged(u, "again", 2)
+    cite, where = kt.where_stopped(u, 2)
+    u.check(len(again) == extra and all(a["ret"] == kt.u64(FAILED) for a in again),
+            "malloc: once it failed, every later call must return -1 until a page is freed",
+            *([a.event for a in again if a["ret"] != kt.u64(FAILED)][:1] or cite),
+            detail=f"{len(again)} of {extra} later calls reported: "
+                   + ", ".join(f"{kt.u64(a['ret']):#x}" for a in again))
+
+
+def test_el0_pages_are_distinct_and_writable(u, kt):
+    got = el0_exhausted(u, kt)
+    u.check(got["clobbered"] == 0, "malloc: each page must be a distinct page of memory the "
+            "task can write (every page keeps what its owner wrote)", kt.tagged(u, "child", 2)[-1].event,
+            detail=f"{got['clobbered']} of {got['count']} pages lost their stamp: handed out twice, "
+                   f"or not writable memory")
+
+
+def test_el0_pages_are_zeroed(u, kt):
+    kt.project_rules(u, "the lesson's get_free_page does not promise zeroed pages")
+    got = el0_exhausted(u, kt)
+    u.check(got["dirty"] == 0, "malloc: every page must be filled with zeros",
+            kt.tagged(u, "child", 2)[-1].event, detail=f"{got['dirty']} pages were not")
+    for line in kt.tagged(u, "page0", 3) + kt.tagged(u, "page1", 3):
+        u.check(line["nonzero"] == 0, "malloc: a page freed by an exited task must be "
+                "zeroed before it is handed out again", line.event,
+                detail=f"{line['nonzero']} non-zero words")
+
+
+def test_el0_still_writes_after_exhaustion(u, kt):
+    kt.need(el0_child(u, kt), "C's report (test_el0_malloc_loop_ends)")
+    wrote = kt.first_tagged(u, "child", 2)
+    lines = [line for line in kt.tagged(u, "child", 2) if "wrote" in line.values]
+    cite, where = kt.where_stopped(u, 2)
+    u.check(bool(lines), "malloc: the kernel must stay healthy after exhaustion (the task "
+            "can still write)", *cite, detail=where)
+    if u.rules == "project":
+        u.check(lines[0]["wrote"] == len(STILL), "write: must return the number of bytes written",
+                lines[0].event, detail=f"returned {lines[0]['wrote']}")
+    assert wrote is not None
+
+
+def test_el0_exited_pages_come_back(u, kt):
+    got = el0_exhausted(u, kt)
+    kt.need(got["end"] == kt.u64(FAILED), "exhaustion (test_el0_exhaustion_returns_exactly_minus_one)")
+    clone = [line for line in kt.tagged(u, "child", 2) if "clone" in line.values]
+    kt.need(clone and 0 < clone[0]["clone"] < 1 << 31,
+            "C's clone of G after exhaustion to succeed (this kernel's clone failed with the pool "
+            "empty, e.g. its task structs come from the pool; the project contract's 'clone never "
+            "fails for want of memory' is judged from kernel markers only)")
+    pages = 2 + kt.draws(u.seed, 3)[2] % 3
+    g = kt.merged(kt.tagged(u, "g", 3))
+    got_pages = [kt.merged(kt.tagged(u, f"page{i}", 3)) for i in range(pages)]
+    cite, where = kt.where_stopped(u, 3)
+    ok = g.get("done") == 1 and all(p.get("addr", FAILED) not in (kt.u64(FAILED), 0)
+                                    and p["addr"] % kt.PAGE_SIZE == 0 for p in got_pages)
+    u.check(ok, "exit: once the exhausting task has exited, every page it owned must be free "
+            f"again (G mallocs {pages} pages)", *cite,
+            detail=", ".join(f"page{i}={kt.u64(p['addr']):#x}" for i, p in enumerate(got_pages) if "addr" in p)
+            or where)

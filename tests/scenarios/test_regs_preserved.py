@@ -120,3 +120,86 @@ def test_spins_are_preempted(t, kt):
         outs = [e for e in inside if isinstance(e, Out) and e.pid == pid]
         t.check(not outs, "scenario: nothing is written during the spin", *outs[:1])
 
+
+
+# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
+# The parent is task 1 (dumps "write", "malloc", "spin2"); the sibling is
+# task 2 ("spin3").
+
+@pytest.fixture
+def u(run_el0, kt, request):
+    return kt.el0_run(run_el0, SCENARIO, request)
+
+
+def test_el0_clones_work(u, kt):
+    """Root rule: clone itself works (else every rule below is skipped)."""
+    kt.judge_el0_clones(u)
+
+
+def el0_regs(u, kt, tag, tid):
+    """The register dump ``tag`` of task ``tid`` (a Fact), or None."""
+    lines = kt.tagged(u, tag, tid)
+    got = kt.merged(lines)
+    return kt.Fact(tag, got, [line.event for line in lines]) if all(r in got for r in kt.REG_NAMES) else None
+
+
+def el0_kept(u, kt, r, w, rule, what):
+    bad = kt.compare_regs(r, w)
+    if kt.u64(r["sp"]) != kt.u64(r["sp0"]):
+        bad.append(f"sp: expected {kt.u64(r['sp0']):#x}, got {kt.u64(r['sp']):#x}")
+    u.check(not bad, rule, r.events[0], detail=f"{what}: " + "; ".join(bad))
+
+
+def test_el0_calls_return(u, kt):
+    """Root rule: each svc and each spin comes back with a register dump."""
+    for tag, tid in (("write", 1), ("malloc", 1), ("spin2", 1), ("spin3", 2)):
+        cite, where = kt.where_stopped(u, tid)
+        u.check(el0_regs(u, kt, tag, tid) is not None, "syscall/preemption: the task must get "
+                "control back and report its registers", *cite,
+                detail=f"task {tid} never printed its '{tag}' dump; {where}")
+
+
+def test_el0_write_keeps_registers(u, kt):
+    p = plan(u.seed, kt)
+    r = el0_regs(u, kt, "write", 1)
+    kt.need(r, "the write's return (test_el0_calls_return)")
+    if u.rules == "project":
+        u.check(r["x0"] == len(p[3]), "write: must return the number of bytes written in x0",
+                r.events[0], detail=f"x0={kt.u64(r['x0']):#x}, expected {len(p[3])}")
+    el0_kept(u, kt, r, want(p, 0, kt.SYS_WRITE), "syscall: a write must change no register but "
+             "x0 (x1..x30, sp and NZCV kept)", "write")
+
+
+def test_el0_malloc_keeps_registers(u, kt):
+    p = plan(u.seed, kt)
+    r = el0_regs(u, kt, "malloc", 1)
+    kt.need(r, "the malloc's return (test_el0_calls_return)")
+    u.check(kt.u64(r["x0"]) % kt.PAGE_SIZE == 0 and kt.u64(r["x0"]) != 0, "malloc: must return "
+            "a page address in x0", r.events[0], detail=f"x0={kt.u64(r['x0']):#x}")
+    el0_kept(u, kt, r, want(p, 1, kt.SYS_MALLOC), "syscall: a malloc must change no register "
+             "but x0 (x1..x30, sp and NZCV kept)", "malloc")
+
+
+def test_el0_preemption_keeps_registers(u, kt):
+    p = plan(u.seed, kt)
+    for k, tid in ((2, 1), (3, 2)):
+        r = el0_regs(u, kt, f"spin{k}", tid)
+        kt.need(r, f"task {tid}'s spin to end (test_el0_calls_return)")
+        begin = kt.first_tagged(u, f"begin{k}", tid)
+        u.check(begin is not None and begin["n"] == p[2][k - 2] and r["x0"] == 0,
+                "scenario: the spin count must come from the seed and end at x0 = 0", r.events[0])
+        w = want(p, k)
+        w["x8"] = p[0][k][8]
+        el0_kept(u, kt, r, w, "preemption: a task interrupted by ticks and switched out and back "
+                 "in must get every register back (x1..x30, sp, NZCV)", f"task {tid} after its spin")
+
+
+def test_el0_spins_overlap(u, kt):
+    """The sibling started its spin while the parent was inside its own: so
+    the parent was switched out mid-spin (what the register check needs)."""
+    b2, d2 = kt.first_tagged(u, "begin2", 1), kt.first_tagged(u, "spin2", 1)
+    b3 = kt.first_tagged(u, "begin3", 2)
+    kt.need(b2 and d2 and b3, "both spins (test_el0_calls_return)")
+    u.check(b2.event.line < b3.event.line < d2.event.line or b3.event.line < b2.event.line,
+            "scheduling: two CPU-bound tasks must be preempted and switched (the sibling must "
+            "run while the parent spins)", b2.event, d2.event, b3.event)
