@@ -210,8 +210,10 @@ def el0_clone_problem(u: Any) -> tuple[str, list[Any], str] | None:
         return ("clone: the child must start with sp = stack + 4096 (on its own stack page)",
                 [], f"two tasks wrote as one ({repeats[0].what}, line {repeats[0].line}): a child "
                     f"runs on another task's stack")
+    hung_at_fault = bool(u.events) and u.events[-1].KIND == "dying"  # the fault's fault, not clone's
     for back in u.of(UCloned):
-        if 0 < back.ret < 1 << 31 and u.last_of(back.child) is None and u.ending != "all_exited":
+        if (0 < back.ret < 1 << 31 and u.last_of(back.child) is None and u.ending != "all_exited"
+                and not hung_at_fault):
             return ("clone: the child must start at the instruction after the svc and run",
                     [back], f"child {back.child} (pid {back.ret}) never wrote anything (it starts "
                             f"from a copy of the caller's registers with x0 = 0 and sp = stack + 4096)")

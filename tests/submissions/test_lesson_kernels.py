@@ -1,0 +1,149 @@
+"""Proof that kernels without markers are judged right (docs/judging.md).
+
+Each case runs the conformance suite in a child pytest with --submission,
+exactly as `make check SUBMISSION=...` does, and checks the verdict per
+scenario: the good lesson-style kernel (fixtures/lesson5) and the bundled
+kernel's own demo build pass; each student-style broken version in
+fixtures/lesson5-variants/ fails exactly the tests it breaks, each naming
+its rule, and nothing else; a tree that boots only from EL3 is one usage
+error that says so.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSON = ROOT / "fixtures" / "lesson5"
+VARIANTS_DIR = ROOT / "fixtures" / "lesson5-variants"
+TIMEOUT_S = 300
+STALL_S = "1"  # the fixture ticks every 2 ms of guest time: 1 s of QEMU CPU is many ticks
+CLONE_ROOT = "tests/scenarios/test_{}.py::test_el0_clones_work"
+CLONING = ["clone_twice", "el0_faults", "exit_zombie", "fairness", "malloc_exhaustion",
+           "regs_preserved"]
+WRITE_COUNT = "write: must return the number of bytes written"
+
+pytestmark = pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None
+                                or shutil.which("qemu-system-aarch64") is None,
+                                reason="needs the cross compiler and QEMU")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  #: fixtures/lesson5-variants/<name>.patch, or a plain name for the good trees
+    failed: dict[str, str]  #: test node id -> text its report must contain
+    rules: str = "project"
+    exit_code: int | None = None  #: expected when not 0/1 (a usage error)
+    message: str = ""  #: text the output must contain
+    extra: tuple[str, ...] = field(default=())
+
+
+VARIANTS = [
+    Case("clone_regs_reversed", {CLONE_ROOT.format(s): "clone: the call must return to the caller"
+                                 for s in CLONING}),
+    Case("child_sp_not_set", {CLONE_ROOT.format(s): "clone: the child must start" for s in CLONING}),
+    Case("malloc_no_minus_one", {
+        "tests/scenarios/test_malloc_exhaustion.py::test_el0_exhaustion_returns_exactly_minus_one":
+            "when no page is free malloc must return exactly -1"}),
+    Case("zombie_still_runs", {
+        "tests/scenarios/test_exit_zombie.py::test_el0_exit_never_returns": "exit: must never return",
+        "tests/scenarios/test_exit_zombie.py::test_el0_everyone_exits": "exit: must never return",
+        "tests/scenarios/test_clone_twice.py::test_el0_everyone_exits": "exit: must never return"}),
+    Case("unknown_syscall_hangs", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_every_call_returns":
+            "invalid syscall: the task must get control back after svc with w8=0x4"}),
+    Case("write_returns_nothing", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_only_w8_counts": WRITE_COUNT,
+        "tests/scenarios/test_invalid_syscall.py::test_el0_task_goes_on": WRITE_COUNT,
+        "tests/scenarios/test_malloc_exhaustion.py::test_el0_still_writes_after_exhaustion": WRITE_COUNT,
+        "tests/scenarios/test_regs_preserved.py::test_el0_write_keeps_registers": WRITE_COUNT}),
+    Case("malloc_not_zeroed", {
+        "tests/scenarios/test_exit_zombie.py::test_el0_exited_pages_come_back":
+            "a page freed by an exited task must be zeroed"}),
+    Case("el0_fault_hangs", {
+        "tests/scenarios/test_el0_faults.py::test_el0_others_go_on":
+            "a fault at EL0 must kill only the task that caused it"}),
+    Case("boot_expects_el3", {}, exit_code=4,
+         message="does its boot code expect EL3? QEMU raspi3b enters at EL2"),
+]
+# What the lesson teaches: these behaviours are right under --rules lesson.
+LESSON_RULES = [Case(name, {}, rules="lesson") for name in
+                ("unknown_syscall_hangs", "write_returns_nothing", "malloc_not_zeroed", "el0_fault_hangs")]
+
+
+def judge(submission: Path, tmp: Path, seed: int, rules: str = "project") -> subprocess.CompletedProcess[str]:
+    """The suite with --submission, in a child pytest (one worker, as a student runs it)."""
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "scenarios"), "-rfE",
+           "-p", "no:cacheprovider", "-p", "no:xdist", f"--submission={submission}",
+           f"--rules={rules}", f"--stall={STALL_S}", f"--seed={seed}",
+           f"--transcript-dir={tmp / 'transcripts'}", f"--basetemp={tmp / 'pytest'}"]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+
+
+def failed_ids(report: str) -> set[str]:
+    """The node ids of the short summary's FAILED/ERROR lines."""
+    return set(re.findall(r"^(?:FAILED|ERROR) (\S+)", report, re.M))
+
+
+def variant_tree(name: str, tmp: Path) -> Path:
+    """A copy of the lesson kernel with the variant's patch applied."""
+    tree = tmp / name
+    shutil.copytree(LESSON, tree, ignore=shutil.ignore_patterns("build", "kernel8.img"))
+    patched = subprocess.run(["patch", "-s", "-p1", "-i", str(VARIANTS_DIR / f"{name}.patch")],
+                             cwd=tree, capture_output=True, text=True)
+    assert patched.returncode == 0, f"{name}.patch no longer applies to fixtures/lesson5:\n{patched.stdout}{patched.stderr}"
+    return tree
+
+
+def test_every_variant_is_listed() -> None:
+    on_disk = {p.stem for p in VARIANTS_DIR.glob("*.patch")}
+    assert on_disk == {c.name for c in VARIANTS}
+
+
+def test_good_lesson_kernel_passes(tmp_path: Path, kt_seed: int) -> None:
+    done = judge(LESSON, tmp_path, kt_seed)
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, f"the good lesson kernel failed:\n{report[-5000:]}"
+    assert " passed" in report and "rule set project" in report
+
+
+def test_bundled_kernel_passes_through_the_port(tmp_path: Path, kt_seed: int) -> None:
+    """The project's own tree, its demo build, judged as a plain lesson-ABI kernel."""
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".git", "build", "__pycache__", ".pytest_cache"))
+    done = judge(tree, tmp_path, kt_seed)
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, f"the bundled kernel failed when judged from EL0:\n{report[-5000:]}"
+
+
+@pytest.mark.parametrize("case", VARIANTS, ids=[c.name for c in VARIANTS])
+def test_broken_lesson_kernel_fails_its_rules(case: Case, tmp_path: Path, kt_seed: int) -> None:
+    done = judge(variant_tree(case.name, tmp_path), tmp_path, kt_seed, case.rules)
+    report = done.stdout + done.stderr
+    if case.exit_code is not None:
+        assert done.returncode == case.exit_code and case.message in report, report[-3000:]
+        return
+    assert done.returncode == 1, f"{case.name}: expected failures, got exit {done.returncode}:\n{report[-5000:]}"
+    got = failed_ids(report)
+    assert got == set(case.failed), (f"{case.name}: failed {sorted(got)}, expected exactly "
+                                     f"{sorted(case.failed)}\n{report[-5000:]}")
+    for node, rule in case.failed.items():
+        name = node.split("::")[1]
+        section = report.split(f"_ {name} _", 1)[-1]
+        assert rule in section, f"{case.name}: {node} does not name the rule {rule!r}:\n{report[-5000:]}"
+
+
+@pytest.mark.parametrize("case", LESSON_RULES, ids=[c.name for c in LESSON_RULES])
+def test_lesson_rule_set_accepts_what_the_lesson_teaches(case: Case, tmp_path: Path, kt_seed: int) -> None:
+    done = judge(variant_tree(case.name, tmp_path), tmp_path, kt_seed, "lesson")
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, f"{case.name} under --rules lesson:\n{report[-5000:]}"
+    assert "rule set lesson" in report
