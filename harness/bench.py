@@ -12,7 +12,9 @@ each UART byte with its own write(), which costs more on a terminal than on
 a pipe, so output-heavy scenarios pay for the pty itself. The
 floor is QEMU raspi3b's own boot-to-exit on an image that exits at once
 (fixtures/images/exit.S). Then the wall time of the whole suite
-(``pytest tests/scenarios``), serially and with ``-n 2``.
+(``pytest tests/scenarios``), serially and with ``-n 2``, and the time to
+judge the lesson-style kernel fixtures/lesson5 from EL0 (``--submission``:
+port, build and every scenario).
 
 Wall times are only as steady as the machine is idle. The default,
 deterministic mode (-icount) fixes the guest's work, so the overhead column
@@ -107,6 +109,18 @@ def _suite_seconds(root: Path, kernel: Path, seed: int, extra: list[str]) -> tup
     return time.perf_counter() - start, lines[-1] if lines else f"exit status {proc.returncode}"
 
 
+def _submission_seconds(root: Path, tree: Path, seed: int) -> tuple[float, str]:
+    """Wall time of judging a source tree from EL0 (port + build + every
+    scenario, as `make check SUBMISSION=` with two workers) and its last line."""
+    argv = [sys.executable, "-m", "pytest", "tests/scenarios", "-q", "-p", "no:cacheprovider",
+            f"--submission={tree}", "--seed", str(seed), "-n", "2", "--dist", "loadgroup",
+            "--transcript-dir", str(root / "build" / "bench")]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    return time.perf_counter() - start, lines[-1] if lines else f"exit status {proc.returncode}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the table; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m harness.bench", description="Timing figures "
@@ -155,9 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_suite:
         mode = [] if args.deterministic else ["--realtime"]
         parallel = ["-p", "xdist", "-n", "2", "--dist", "loadgroup"]
+        timed = {}
         for label, extra in (("serial", mode), ("-n 2", mode + parallel)):
             seconds, last = _suite_seconds(root, kernel, args.seed, extra)
+            timed[label] = seconds
             print(f"suite (pytest tests/scenarios), {label:>6}: {seconds:6.2f} s   [{last}]")
+        seconds, last = _submission_seconds(root, root / "fixtures" / "lesson5", args.seed)
+        print(f"lesson-style kernel judged from EL0 (make check SUBMISSION=fixtures/lesson5: port, "
+              f"build, every scenario, -n 2): {seconds:6.2f} s = {seconds / timed['-n 2']:.1f}x "
+              f"the bundled kernel's suite   [{last}]")
     return 0
 
 
