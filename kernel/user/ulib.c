@@ -250,6 +250,15 @@ unsigned long u_rng_next(struct u_rng *r)
     return z ^ (z >> 31);
 }
 
+/* The seed proof line (ulib.h). */
+void u_seed_proof(unsigned long seed)
+{
+    struct u_rng r;
+
+    u_rng_seed(&r, seed ^ U_PROOF_SALT);
+    u_printf("proof seed=%lu draw=0x%lx\n", seed, u_rng_next(&r));
+}
+
 /* Busy-wait about `iterations` loop turns. */
 void u_spin(unsigned long iterations)
 {

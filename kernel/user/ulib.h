@@ -58,6 +58,12 @@ struct u_rng {
 void u_rng_seed(struct u_rng *r, unsigned long seed);
 unsigned long u_rng_next(struct u_rng *r);
 
+#define U_PROOF_SALT 0x6b742d70726f6f66UL /* "kt-proof" */
+/* Print "proof seed=<seed> draw=0x<first draw of splitmix64(seed ^
+ * U_PROOF_SALT)>": every scenario's first line, so a transcript recorded
+ * with another seed cannot pass for this one (test_invariants.py). */
+void u_seed_proof(unsigned long seed);
+
 /* --- how a task reports, waits and leaves (marker mode here; EL0-marker
  * mode, for kernels that emit no markers, in kernel/user/kt/el0.c) --- */
 

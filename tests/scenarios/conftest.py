@@ -395,8 +395,9 @@ def scenario_of(item: pytest.Item) -> str | None:
     """The scenario a test judges: its module's SCENARIO, or the scenario it
     is parametrized with (test_invariants.py)."""
     callspec = getattr(item, "callspec", None)
-    if callspec is not None and isinstance(callspec.params.get("t"), str):
-        return callspec.params["t"]
+    for name in ("t", "u"):
+        if callspec is not None and isinstance(callspec.params.get(name), str):
+            return callspec.params[name]
     return getattr(getattr(item, "module", None), "SCENARIO", None)
 
 

@@ -178,3 +178,41 @@ def test_run_ends_cleanly(t, kt):
             done[-1], detail=f"pids never reported as zombies: {alive}")
     t.check(t.exit_code == 0, "run: after end reason=all_exited QEMU must exit with code 0 "
             "(semihosting SYS_EXIT 0)", t.end, detail=f"QEMU exit code {t.exit_code}")
+
+
+PROOF_SALT = 0x6B742D70726F6F66  # kernel/user/ulib.h: U_PROOF_SALT
+
+
+def proof_line(seed: int) -> bytes:
+    """The first line every scenario prints (u_seed_proof)."""
+    from harness.prng import SplitMix64
+    return f"proof seed={seed} draw={SplitMix64(seed ^ PROOF_SALT).next():#x}\n".encode()
+
+
+def test_seed_proof(t, kt):
+    """A transcript recorded with another seed (a replaying forger) fails here:
+    graders score such a scenario 0 (docs/grading.md)."""
+    first = kt.first_pid(t)
+    outs = t.of(Out, pid=first)
+    t.check(bool(outs) and outs[0].data == proof_line(t.seed), "run: the program's seed-derived "
+            "values must be this run's (its first line is the seed proof; a transcript recorded "
+            "with another seed, or a kernel that garbles the program, fails here)",
+            *(outs[:1] or t.events[-1:]), detail=f"expected {proof_line(t.seed)!r}")
+
+
+# Scenarios judged from EL0 facts (the others need kernel markers: docs/judging.md).
+EL0_SCENARIOS = [s for s in SCENARIOS if s not in ("clone_errors", "write_checks", "demo")]
+
+
+@pytest.fixture(params=EL0_SCENARIOS)
+def u(request, run_el0):
+    return run_el0(request.param)
+
+
+def test_el0_seed_proof(u, kt):
+    """The EL0 twin of test_seed_proof: task 1's first line is the seed proof."""
+    outs = u.outputs(1)
+    u.check(bool(outs) and outs[0].data == proof_line(u.seed), "run: the program's seed-derived "
+            "values must be this run's (its first line is the seed proof; a transcript recorded "
+            "with another seed, or a kernel that garbles the program, fails here)",
+            *(outs[:1] or u.events[:1]), detail=f"expected {proof_line(u.seed)!r}")

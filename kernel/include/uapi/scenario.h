@@ -17,12 +17,19 @@ struct user_scenario {
 
 /* USER_SCENARIO(name) { body } defines and registers one scenario:
  * the body is the scenario's main, with `seed` in scope. */
+/* The body first prints the seed proof (u_seed_proof, kernel/user/ulib.c):
+ * a value only this seed gives, so a replayed transcript shows. */
 #define USER_SCENARIO(nm)                                                   \
-    static void nm##_main(unsigned long seed);                             \
+    static void nm##_body(unsigned long seed);                             \
+    static void nm##_main(unsigned long seed)                              \
+    {                                                                      \
+        u_seed_proof(seed);                                                \
+        nm##_body(seed);                                                   \
+    }                                                                      \
     static const struct user_scenario scenario_##nm                        \
         __attribute__((used, section(".user_scenarios"), aligned(8))) =    \
         { #nm, nm##_main };                                                 \
-    static void nm##_main(unsigned long seed)
+    static void nm##_body(unsigned long seed)
 #endif
 
 #endif
