@@ -2,6 +2,7 @@
 
     python -m harness list [--kernel IMG]
     python -m harness run <scenario> [--kernel IMG] [--seed N] [--realtime] [--timeout S]
+    python -m harness grade DIR --out OUT [--class-seed N] [-j N] [--resume] [--shard K/N]
 
 ``run`` streams the console live, then prints one summary line; it exits 0
 when the run ended with ``end reason=all_exited``, 1 on a verdict (a panic
@@ -15,6 +16,7 @@ import random
 import sys
 from pathlib import Path
 
+from . import grade
 from .build import ensure_built
 from .errors import HarnessError
 from .image import CONSOLES
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="run one scenario, streaming the console")
     run.add_argument("scenario")
     run.add_argument("--seed", type=_seed, help="default: random (printed)")
+    grade.add_arguments(sub.add_parser("grade", help="grade a folder of submissions (docs/grading.md)"))
     return top
 
 
@@ -76,6 +79,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "grade":
+        return grade.run(args)
     try:
         cfg = _config(args)
         if args.command == "list":

@@ -100,6 +100,8 @@ OPTIONS = (
     _Option("--rules", "kt_rules", "rule set for --submission: 'project' (docs/syscalls.md) or "
             "'lesson' (what RPi OS lesson 5 teaches; docs/judging.md) (default: project)",
             _rules, "SET"),
+    _Option("--port-dir", "kt_port_dir", "where a --submission tree is copied and built "
+            "(default: build/port/<its name>)", str, "DIR"),
     _Option("--stall", "kt_stall", "seconds of QEMU CPU time (guest progress) with no EL0 marker "
             f"before a --submission run is ended as stalled (default: {El0Config.stall_cpu:g})",
             _positive_seconds, "S"),
@@ -247,8 +249,9 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
         image = Path(workerinput[_WORKER_IMAGE])
     elif submission.is_dir():
         try:
-            ported = port_tree(submission, config.rootpath / "build" / "kt-user.o",
-                               config.rootpath / "build" / "port" / submission.name)
+            workdir = (_path(config, values["kt_port_dir"], "") if values["kt_port_dir"]
+                       else config.rootpath / "build" / "port" / submission.name)
+            ported = port_tree(submission, config.rootpath / "build" / "kt-user.o", workdir)
         except PortError as e:
             raise pytest.UsageError(f"--submission {submission}: {e.summary}\n"
                                     + "\n".join(e.tail()[-8:])) from None

@@ -2,6 +2,11 @@
 conformance programs (build/kt-user.o) linked in place of its user program,
 without editing a single file of it (docs/judging.md, "Porting a tree").
 
+Untrusted code: the Makefile runs in a copy, in its own process group, with
+CPU, memory, file-size and process limits, a wall-time limit, and, where
+bubblewrap can run, no network and a read-only view of everything but the
+copy (``sandbox``).
+
 How: the tree is copied (the student's folder is never written), and its
 Makefile is run with the cross toolchain replaced by wrappers: a directory
 of scripts named like the real tools (``aarch64-linux-gnu-gcc``, ``-ld``,
@@ -24,7 +29,9 @@ object file of the final link.
 
 from __future__ import annotations
 
+import functools
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -69,6 +76,40 @@ class Ported:
     image: Path
     log: Path
     seconds: float
+
+
+#: Limits on a student's build (its Makefile is untrusted): CPU seconds,
+#: address space, size of any file it writes, processes.
+LIMITS = {resource.RLIMIT_CPU: 300, resource.RLIMIT_AS: 2 << 30, resource.RLIMIT_FSIZE: 256 << 20,
+          resource.RLIMIT_NPROC: 512}
+
+
+def _limits() -> None:
+    """preexec_fn of the build: the LIMITS (soft = hard)."""
+    for which, value in LIMITS.items():
+        resource.setrlimit(which, (value, value))
+
+
+@functools.lru_cache(maxsize=None)
+def _bwrap_works() -> bool:
+    """Whether bubblewrap is installed and may create namespaces here."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False
+    probe = subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-net", "--", "true"],
+                           capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def sandbox(workdir: Path) -> list[str]:
+    """The command prefix that isolates a build: with bubblewrap, the whole
+    file system read-only but ``workdir`` (and a private /tmp), no network,
+    killed with its parent; without it, nothing (the copy, the process
+    group and the LIMITS still apply)."""
+    if not _bwrap_works():
+        return []
+    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--bind", str(workdir), str(workdir), "--unshare-net", "--die-with-parent", "--"]
 
 
 def _real_tool(tool: str) -> str:
@@ -199,9 +240,9 @@ def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUIL
     log = workdir / "build.log"
     started, wall = time.monotonic(), time.time()
     with open(log, "w") as out:
-        proc = subprocess.Popen(["make", "-C", str(copy), *variables, *make_args], stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen([*sandbox(workdir), "make", "-C", str(copy), *variables, *make_args],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True, preexec_fn=_limits)
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

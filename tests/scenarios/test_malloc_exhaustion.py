@@ -360,10 +360,12 @@ def test_el0_exited_pages_come_back(u, kt):
     got = el0_exhausted(u, kt)
     kt.need(got["end"] == kt.u64(FAILED), "exhaustion (test_el0_exhaustion_returns_exactly_minus_one)")
     clone = [line for line in kt.tagged(u, "child", 2) if "clone" in line.values]
-    kt.need(clone and 0 < clone[0]["clone"] < 1 << 31,
-            "C's clone of G after exhaustion to succeed (this kernel's clone failed with the pool "
-            "empty, e.g. its task structs come from the pool; the project contract's 'clone never "
-            "fails for want of memory' is judged from kernel markers only)")
+    kt.need(clone, "C's clone of G after exhaustion (test_el0_still_writes_after_exhaustion)")
+    if not 0 < clone[0]["clone"] < 1 << 31:
+        pytest.skip("not judged here: this kernel's clone failed with the pool empty (its task "
+                    "structs come from the pool: the project contract's 'clone never fails for "
+                    "want of memory' is judged from kernel markers only); exit_zombie judges that "
+                    "an exited task's pages come back")
     pages = 2 + kt.draws(u.seed, 3)[2] % 3
     g = kt.merged(kt.tagged(u, "g", 3))
     got_pages = [kt.merged(kt.tagged(u, f"page{i}", 3)) for i in range(pages)]

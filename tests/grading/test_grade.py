@@ -1,0 +1,132 @@
+"""`python -m harness grade` over a small class (docs/grading.md): the right
+score for each kind of submission, the correct kernels first, a replaying
+forger 0 for every scenario it forged, byte-identical results on a rerun,
+Gradescope's format, and no QEMU left behind."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 600
+
+pytestmark = pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None
+                                or shutil.which("qemu-system-aarch64") is None,
+                                reason="needs the cross compiler and QEMU")
+
+
+def _tree(src: Path, dst: Path, patch: str | None = None) -> None:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "kernel8.img"))
+    if patch:
+        subprocess.run(["patch", "-s", "-p1", "-i", str(ROOT / "fixtures" / "lesson5-variants" / patch)],
+                       cwd=dst, check=True)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
+    """A class folder graded twice into one OUT (the second run's files kept)."""
+    base = tmp_path_factory.mktemp("class")
+    klass, out = base / "class", base / "out"
+    klass.mkdir()
+    subprocess.run(["make", "-s", "build/kernel8-test.img", "build/kt-user.o"], cwd=ROOT, check=True)
+    subprocess.run(["make", "-s", "-C", "fixtures/images"], cwd=ROOT, check=True)
+    shutil.copy(ROOT / "build" / "kernel8-test.img", klass / "bundled.img")
+    shutil.copy(ROOT / "build" / "bad-images" / "silent.img", klass / "silent.img")
+    _tree(ROOT / "fixtures" / "lesson5", klass / "lesson")
+    _tree(ROOT / "fixtures" / "lesson5", klass / "zombie", "zombie_still_runs.patch")
+    _tree(ROOT / "fixtures" / "lesson5", klass / "hangs", "unknown_syscall_hangs.patch")
+    _tree(ROOT / "fixtures" / "forger", klass / "forger")
+    _tree(ROOT / "fixtures" / "lesson5", klass / "nobuild")
+    with open(klass / "nobuild" / "src" / "kernel.c", "a") as f:
+        f.write("\nint broken = ;\n")
+    cmd = [sys.executable, "-m", "harness", "grade", str(klass), "--out", str(out), "--class-seed", "11",
+           "-j", "2"]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert first.returncode == 0, first.stderr
+    before = {p.parent.name: p.read_bytes() for p in out.glob("*/results.json")}
+    second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert second.returncode == 0, second.stderr
+    after = {p.parent.name: p.read_bytes() for p in out.glob("*/results.json")}
+    assert before == after, "two runs with one class seed gave different results.json files"
+    return klass, out, second.stderr.splitlines()
+
+
+def results(out: Path, name: str) -> dict:
+    return json.loads((out / name / "results.json").read_text())
+
+
+def test_correct_kernels_score_full_marks_and_rank_first(graded) -> None:
+    _, out, _ = graded
+    for name in ("bundled.img", "lesson"):
+        r = results(out, name)
+        assert r["score"] == r["max_score"] > 0, (name, r["output"])
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert {rows[0]["name"], rows[1]["name"]} == {"bundled.img", "lesson"}
+    assert [float(r["score"]) for r in rows] == sorted((float(r["score"]) for r in rows), reverse=True)
+
+
+def test_broken_kernels_lose_the_scenario_they_break(graded) -> None:
+    _, out, _ = graded
+    per = {name: {t["name"]: t for t in results(out, name)["tests"]} for name in ("zombie", "hangs")}
+    assert per["zombie"]["exit_zombie"]["score"] < per["zombie"]["exit_zombie"]["max_score"]
+    assert "exit: must never return" in per["zombie"]["exit_zombie"]["output"]
+    assert per["zombie"]["fairness"]["score"] == per["zombie"]["fairness"]["max_score"]
+    assert per["hangs"]["invalid_syscall"]["score"] == 0
+    assert "must get control back after svc" in per["hangs"]["invalid_syscall"]["output"]
+    assert 0 < results(out, "hangs")["score"] < results(out, "lesson")["score"]
+
+
+def test_forger_scores_zero_for_every_scenario_it_forged(graded) -> None:
+    _, out, _ = graded
+    r = results(out, "forger")
+    assert r["score"] == 0
+    for t in r["tests"]:
+        assert t["score"] == 0 and "seed proof" in t["output"], t
+
+
+def test_unjudgeable_submissions_score_zero_with_the_reason(graded) -> None:
+    _, out, _ = graded
+    nobuild, silent = results(out, "nobuild"), results(out, "silent.img")
+    assert nobuild["score"] == 0 and "build failed" in nobuild["output"]
+    assert nobuild["max_score"] == results(out, "lesson")["max_score"]
+    assert silent["score"] == 0 and "could not be judged" in silent["output"]
+    report = (out / "nobuild" / "report.html").read_text()
+    assert "error: expected expression" in report  # the build log's tail
+
+
+def test_results_follow_the_gradescope_format(graded) -> None:
+    _, out, _ = graded
+    for path in out.glob("*/results.json"):
+        r = json.loads(path.read_text())
+        assert isinstance(r["score"], (int, float)) and isinstance(r["max_score"], (int, float))
+        assert abs(sum(t["score"] for t in r["tests"]) - r["score"]) < 0.05
+        for t in r["tests"]:
+            assert set(t) == {"name", "score", "max_score", "output", "visibility"}
+            assert t["visibility"] in ("visible", "hidden", "after_due_date", "after_published")
+            assert 0 <= t["score"] <= t["max_score"]
+
+
+def test_reports_cite_lines_and_replay_with_the_kernel(graded) -> None:
+    klass, out, _ = graded
+    page = (out / "zombie" / "report.html").read_text()
+    assert f"SUBMISSION={klass / 'zombie'}" in page and "--seed" in page
+    assert 'class="hit"' in page  # a cited transcript line is highlighted
+    assert any((out / "zombie" / "transcripts").rglob("exit_zombie-*.txt"))
+    assert "report.html" in (out / "index.html").read_text()
+
+
+def test_progress_and_no_qemu_left(graded) -> None:
+    _, out, log = graded
+    assert any("graded" in line and "left" in line for line in log)
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        assert not ("qemu-system" in text and str(out.parent) in text), text
