@@ -153,8 +153,8 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
             if cpu - done_cpu >= cfg.grace_cpu:
                 return "all_exited", "every task exited"
         elif started and (cpu - last_cpu > cfg.stall_cpu or now - last_wall > cfg.stall_wall):
-            quiet = (f"{cpu - last_cpu:.1f} s of QEMU CPU time (guest progress)"
-                     if cpu - last_cpu > cfg.stall_cpu else f"{now - last_wall:.1f} s of wall time")
+            quiet = (f"{cfg.stall_cpu:g} s of QEMU CPU time (guest progress)"  # the bound, not the
+                     if cpu - last_cpu > cfg.stall_cpu else f"{cfg.stall_wall:g} s of wall time")  # reading: reruns match
             waiting = sorted(watch.expected - watch.done)
             return "stalled", (f"stalled: no EL0 marker for {quiet} after line {_last_line(parser)}; "
                                f"task(s) {', '.join(map(str, waiting))} had not exited")

@@ -213,7 +213,7 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
 
     try:
         status = _converse(cfg, argv, console, parser, lines, on_line, script)
-        transcript = Transcript(lines, parser, exit_code=status.code, path=path)
+        transcript = Transcript(lines, parser, exit_code=status.code, path=path, kernel=cfg.kernel)
         if transcript.end.reason == "panic":
             panics = transcript.of(Panic)
             raise KernelPanic(panics[-1] if panics else None, transcript.end)

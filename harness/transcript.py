@@ -24,12 +24,14 @@ class Transcript:
     """
 
     def __init__(self, lines: Sequence[str], parser: Parser, *,
-                 exit_code: int | None = None, path: Path | None = None) -> None:
+                 exit_code: int | None = None, path: Path | None = None,
+                 kernel: Path | None = None) -> None:
         self.lines: list[str] = list(lines)
         self.events: list[Event] = list(parser.events)
         self.noise: list[Noise] = list(parser.noise)
         self.exit_code = exit_code
         self.path = path
+        self.kernel = kernel  #: the image that ran (named in the replay hint)
         last = len(self.lines)
         if not self.events:
             raise ProtocolError(last, "no marker at all: this is not a test-mode transcript")
@@ -126,7 +128,10 @@ class Transcript:
     def fail(self, rule: str, *cited: Cited, detail: str = "") -> NoReturn:
         """Raise RuleBroken for ``rule``, quoting the cited events (harness.judge)."""
         __tracebackhide__ = True
-        message = format_failure(self.lines, rule, cited, detail, self.path, self.scenario, self.seed)
+        replay = (None if self.kernel is None else
+                  f"python -m harness run {self.scenario} --seed {self.seed} --kernel {self.kernel}")
+        message = format_failure(self.lines, rule, cited, detail, self.path, self.scenario, self.seed,
+                                 replay=replay)
         raise RuleBroken(message, rule, detail, cited, self.path)
 
     def check(self, cond: object, rule: str, *cited: Cited, detail: str = "") -> None:
