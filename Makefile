@@ -7,6 +7,7 @@
 #   make check KERNEL=path/to/kernel8.img   ... against any image
 #   make test          everything: harness self-tests, the suite, the broken-kernel proofs
 #   make bench         timing figures (not a test)
+#   make grade DIR=submissions OUT=results   grade a class (docs/grading.md)
 #
 # Options: CONSOLE=mini|pl011 (default mini), PYTHON=/usr/bin/python3,
 #          PYTEST_ARGS=... (extra pytest arguments), PYTEST_JOBS=-n 2 (xdist; empty: serial),
@@ -59,7 +60,7 @@ KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c $(SSRC)
 KT_OBJ := $(patsubst %,$(B)/kt/%.o,$(KT_SRC))
 KT_USER := $(B)/kt-user.o
 
-.PHONY: all qemu qemu-test check test bench deps clean FORCE
+.PHONY: all qemu qemu-test check test bench grade deps clean FORCE
 all: $(IMAGES) $(KT_USER)
 
 # A stamp that changes when CONSOLE does, so a switch rebuilds everything.
@@ -157,6 +158,11 @@ test: deps all
 	$(PYTHON) -m pytest tests $(PYTEST_JOBS) --junitxml=$(B)/junit.xml $(PYTEST_ARGS)
 bench: deps all
 	$(PYTHON) -m harness.bench
+
+# Grade a class: make grade DIR=submissions OUT=results [GRADE_ARGS="--class-seed 7 -j 2"]
+grade: deps all
+	@test -n "$(DIR)" -a -n "$(OUT)" || { echo "usage: make grade DIR=folder-of-submissions OUT=results-folder [GRADE_ARGS=...]" >&2; exit 2; }
+	$(PYTHON) -m harness grade $(abspath $(DIR)) --out $(abspath $(OUT)) $(GRADE_ARGS)
 
 clean:
 	rm -rf $(B)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import pty
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,7 @@ from .qemu import qemu_argv
 from .runner import DEFAULT_KERNEL, RunConfig, list_scenarios, prepare, run_scenario
 
 FLOOR_IMAGE = "build/bad-images/exit.img"
+GRADE_N = 20  #: submissions per grading figure
 TIMEOUT = 60.0
 
 
@@ -121,6 +123,26 @@ def _submission_seconds(root: Path, tree: Path, seed: int) -> tuple[float, str]:
     return time.perf_counter() - start, lines[-1] if lines else f"exit status {proc.returncode}"
 
 
+def _grading_seconds(root: Path, kind: str, source: Path, n: int) -> float:
+    """Wall time of `python -m harness grade` over ``n`` copies of ``source``
+    (an image or a tree), with the default -j (the cores)."""
+    klass = root / "build" / "bench" / f"class-{kind}"
+    out = root / "build" / "bench" / f"graded-{kind}"
+    for d in (klass, out):
+        shutil.rmtree(d, ignore_errors=True)
+    klass.mkdir(parents=True)
+    for i in range(n):
+        dst = klass / f"s{i:03d}{source.suffix}"
+        if source.is_dir():
+            shutil.copytree(source, dst, ignore=shutil.ignore_patterns("build", "kernel8.img"))
+        else:
+            shutil.copy(source, dst)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "harness", "grade", str(klass), "--out", str(out)], cwd=root,
+                   capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the table; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m harness.bench", description="Timing figures "
@@ -178,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lesson-style kernel judged from EL0 (make check SUBMISSION=fixtures/lesson5: port, "
               f"build, every scenario, -n 2): {seconds:6.2f} s = {seconds / timed['-n 2']:.1f}x "
               f"the bundled kernel's suite   [{last}]")
+        n = GRADE_N
+        for kind, source in (("bundled", kernel), ("lesson", root / "fixtures" / "lesson5")):
+            seconds = _grading_seconds(root, kind, source, n)
+            print(f"grade {n} copies of the {kind} kernel (-j {os.cpu_count()}): {seconds:6.1f} s, "
+                  f"{seconds / n:.2f} s per submission; 100 submissions: about {seconds / n * 100:.0f} s")
     return 0
 
 

@@ -18,6 +18,9 @@ want_cmd qemu-system-aarch64 qemu-system-arm
 want_py pytest python3-pytest
 want_py pexpect python3-pexpect
 want_py xdist python3-pytest-xdist
+want_py jinja2 python3-jinja2          # grading reports (harness/grade.py)
+want_cmd bwrap bubblewrap              # sandboxed student builds (harness/port.py)
+want_cmd patch patch                   # the broken-kernel proofs
 
 [ -z "$missing" ] && exit 0
 # The same package can be named twice (python3 missing means all of them).
