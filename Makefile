@@ -65,8 +65,8 @@ all: $(IMAGES) $(KT_USER)
 
 # A stamp that changes when CONSOLE does, so a switch rebuilds everything.
 $(B)/config: FORCE
-	@mkdir -p $(B); echo "CONSOLE=$(CONSOLE)" > $@.new; \
-	 cmp -s $@.new $@ && rm -f $@.new || mv $@.new $@
+	@mkdir -p $(B); tmp=$@.new.$$$$; echo "CONSOLE=$(CONSOLE)" > $$tmp; \
+	 cmp -s $$tmp $@ && rm -f $$tmp || mv -f $$tmp $@
 
 # Offsets shared by C and assembly, generated from the C structs.
 $(B)/gen/asm-offsets.h: kernel/asm-offsets.c $(B)/config

@@ -1,7 +1,7 @@
 """Command line: ``python -m harness list|run`` (for a person at a terminal).
 
     python -m harness list [--kernel IMG]
-    python -m harness run <scenario> [--kernel IMG] [--seed N] [--realtime] [--timeout S]
+    python -m harness run <scenario> [--kernel IMG] [--seed N] [--realtime] [--run-timeout S]
     python -m harness grade DIR --out OUT [--class-seed N] [-j N] [--resume] [--shard K/N]
 
 ``run`` streams the console live, then prints one summary line; it exits 0
@@ -24,7 +24,7 @@ from .qemu import DEFAULT_QEMU
 from .prng import parse_seed
 from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, list_scenarios,
                      run_scenario)
-from .text import encode
+from .text import printable
 
 
 def _seed(text: str) -> int:
@@ -34,16 +34,27 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError("seed must be a number in 0..2**64-1") from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError("must be a number of seconds above 0 and at most 86400")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--kernel", type=Path, help=f"kernel image (default: {DEFAULT_KERNEL}, "
                         "built with make if missing)")
     common.add_argument("--qemu", default=DEFAULT_QEMU, help="QEMU executable")
     common.add_argument("--console", choices=CONSOLES, help="console UART (default: the image note's, else mini)")
-    common.add_argument("--boot-timeout", type=float, default=RunConfig.boot_timeout, metavar="S",
+    common.add_argument("--boot-timeout", type=_seconds, default=RunConfig.boot_timeout, metavar="S",
                         help="seconds from starting QEMU to the ready marker")
-    common.add_argument("--timeout", type=float, default=RunConfig.run_timeout, metavar="S",
-                        help="seconds the command may take once sent")
+    common.add_argument("--run-timeout", "--timeout", dest="timeout", type=_seconds,
+                        default=RunConfig.run_timeout, metavar="S",
+                        help="seconds the command may take once sent (as pytest's --run-timeout)")
     mode = common.add_mutually_exclusive_group()
     mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
                       help="run QEMU with -icount: a seed always gives the same transcript (default)")
@@ -61,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _stream(line: str) -> None:
-    sys.stdout.buffer.write(encode(line) + b"\n")
-    sys.stdout.buffer.flush()
+    """A console line for the person watching: escaped (harness.text.printable)."""
+    print(printable(line, None), flush=True)
 
 
 def _config(args: argparse.Namespace) -> RunConfig:

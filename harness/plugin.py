@@ -11,6 +11,7 @@ worker, so the whole session runs one seed; each worker caches its own runs.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
@@ -50,11 +51,23 @@ class _Option:
     metavar: str | None = None
 
 
+MAX_SECONDS = 86400.0  #: a day: longer is a typo, and inf overflows the deadlines
+
+
 def _positive_seconds(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise ValueError("must be a positive number of seconds")
+    if not 0 < value <= MAX_SECONDS:  # also false for nan
+        raise ValueError(f"must be a number of seconds above 0 and at most {MAX_SECONDS:g}")
     return value
+
+
+def _writable_dir(path: Path, flag: str) -> None:
+    """UsageError unless ``path`` is a directory, or can be made one."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        what = ("is not a directory" if existing is not None and not existing.is_dir()
+                else "cannot be created there")
+        raise pytest.UsageError(f"{flag} {path}: {existing if existing is not None else path} {what}")
 
 
 def _console(text: str) -> str:
@@ -207,6 +220,13 @@ def _make_session(config: pytest.Config) -> _Session:
     build_root = config.rootpath if values["kt_kernel"] is None else None
     cfg = RunConfig(kernel=kernel,
                     transcript_dir=_path(config, values["kt_transcript_dir"], TRANSCRIPT_DIR))
+    assert cfg.transcript_dir is not None
+    _writable_dir(cfg.transcript_dir, "--transcript-dir")
+    if values["kt_kernel"] is not None and values["kt_submission"] is None:
+        try:  # a bad image named up front is one usage error, not one error per test
+            inspect_image(kernel)
+        except ImageError as e:
+            raise pytest.UsageError(f"--kernel: {e.summary}") from None
     for name, attr in (("kt_qemu", "qemu"), ("kt_run_timeout", "run_timeout"),
                        ("kt_boot_timeout", "boot_timeout"), ("kt_console", "console"),
                        ("kt_deterministic", "deterministic")):

@@ -23,6 +23,7 @@ from .quoting import QUOTED_BODY, unquote
 
 PREFIX = "@KT "
 _HEAD = re.compile(re.escape(PREFIX) + r"([0-9]+) ([a-z_]+)")
+MAX_DIGITS = 20  #: a 64-bit number has at most 20 decimal digits; longer is malformed
 _FIELD = re.compile(r' ([a-z_][a-z0-9_]*)=("' + QUOTED_BODY + r'"|[\x21\x23-\x5b\x5d-\x7e]+)')
 _VALUE = {
     Fmt.DEC: re.compile(r"[0-9]+"),
@@ -47,9 +48,13 @@ def _value(spec: FieldSpec, token: str, line: int, raw: str) -> Any:
         data = unquote(token[1:-1])  # the grammar already matched QUOTED_BODY
         value: Any = data if spec.fmt is Fmt.BYTES else data.decode("latin-1")
     elif quoted or _VALUE[spec.fmt].fullmatch(token) is None:
-        raise ProtocolError(line, f"field {spec.key!r}={token} is not a {spec.fmt.value} value", raw)
+        shown = token if len(token) <= 40 else token[:40] + "..."
+        raise ProtocolError(line, f"field {spec.key!r}={shown} is not a {spec.fmt.value} value", raw)
     elif spec.fmt is Fmt.NAME:
         value = token
+    elif len(token) > MAX_DIGITS + 2:  # before int(): Python refuses > 4300 digits with ValueError
+        raise ProtocolError(line, f"field {spec.key!r} has {len(token)} characters: it does not "
+                                  f"fit in 64 bits", raw[:200])
     else:
         value = int(token, 16 if spec.fmt is Fmt.HEX else 10)
         low, high = (-(1 << 63), (1 << 63) - 1) if spec.fmt is Fmt.SDEC else (0, MASK64)
@@ -99,6 +104,9 @@ def _parse_slow(line: int, text: str) -> Event:
     head = _HEAD.match(text)
     if head is None:
         raise ProtocolError(line, "malformed marker: expected '@KT <seq> <kind>'", text)
+    if len(head.group(1)) > MAX_DIGITS:
+        raise ProtocolError(line, f"malformed marker: seq has {len(head.group(1))} digits "
+                                  f"(at most {MAX_DIGITS})", text)
     seq, kind = int(head.group(1)), head.group(2)
     if kind not in KINDS:
         raise ProtocolError(line, f"unknown marker kind {kind!r}", text)

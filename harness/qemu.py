@@ -177,10 +177,12 @@ class Qemu:
             complete = [bytes(self._partial), *pieces[1:-1]]
             self._partial = bytearray(pieces[-1])
             self._lines.extend(decode(line.rstrip(b"\r")) for line in complete)
-        if at_eof or self._flooded:  # no more will come: a partial line is a line
+        if at_eof and not self._flooded:  # no more will come: a partial line is a line
             fragment = self.take_fragment()
             if fragment is not None:
                 self._lines.append(fragment)
+        # A flood's cut line is never handed out to be parsed (a half marker would
+        # read as a protocol error): it stays for take_fragment, then OutputLimit.
         self._eof = at_eof
 
     def take_fragment(self) -> str | None:

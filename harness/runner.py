@@ -65,13 +65,28 @@ def transcript_path(directory: Path, scenario: str, seed: int) -> Path:
     return directory / f"{scenario}-{seed}.txt"
 
 
+KEEP_TRANSCRIPTS = 300  #: newest transcripts kept per directory; older ones are deleted
+
+
 def _save(path: Path, lines: list[str]) -> Path:
-    """Write ``lines`` to ``path`` atomically (xdist workers may race); return it."""
+    """Write ``lines`` to ``path`` atomically (xdist workers may race), keep
+    the directory to its KEEP_TRANSCRIPTS newest transcripts; return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(b"".join(encode(line) + b"\n" for line in lines))
     os.replace(tmp, path)
+    _prune(path.parent)
     return path
+
+
+def _prune(directory: Path) -> None:
+    """Delete all but the KEEP_TRANSCRIPTS newest ``*.txt`` of ``directory``."""
+    try:
+        files = sorted(directory.glob("*.txt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:  # another worker pruned one meanwhile
+        return
+    for old in files[KEEP_TRANSCRIPTS:]:
+        old.unlink(missing_ok=True)
 
 
 class _Conversation:
@@ -181,6 +196,9 @@ def _converse(cfg: RunConfig, argv: list[str], console: tuple[str, str], parser:
             conv.boot()
             return script(conv)
         except OutputLimit:
+            cut = qemu.take_fragment()  # the half line the limit cut: evidence, not a marker
+            if cut is not None:
+                lines.append(cut)
             raise OutputFlood(f"the console printed more than {cfg.max_output} bytes; "
                               f"the harness keeps no more (a print loop?)") from None
 

@@ -2,8 +2,9 @@
 
 Console lines are ``str`` decoded from UTF-8 with ``surrogateescape``, so a
 saved transcript is byte-for-byte what QEMU printed. Before a line goes into
-a message it passes through ``printable`` so a stray byte reads ``\\xff``
-instead of breaking the terminal or the report.
+a message it passes through ``printable``: only printable ASCII is shown as
+it is, so a stray byte reads ``\\xff`` and an escape sequence ``\\x1b[2J``
+instead of acting on the reader's terminal.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ def encode(text: str) -> bytes:
     return text.encode(ENCODING, ERRORS)
 
 
-def printable(text: str, limit: int = 300) -> str:
-    """``text`` safe for a report: undecodable bytes as ``\\xHH``, cut at ``limit``."""
-    shown = encode(text).decode(ENCODING, "backslashreplace")
-    return shown if len(shown) <= limit else shown[:limit] + f"... ({len(shown)} chars)"
+_SHOWN_RAW = frozenset(range(0x20, 0x7F))  #: printable ASCII: the only bytes shown as they are
+
+
+def printable(text: str, limit: int | None = 300) -> str:
+    """``text`` safe for a terminal or a report: every byte outside printable
+    ASCII (escape sequences, CR, form feed, non-ASCII) as ``\\xHH``, so a
+    kernel cannot change what the reader's terminal shows and one console
+    line stays one line; cut at ``limit`` characters (None: not cut)."""
+    raw = encode(text)
+    shown = "".join(chr(b) if b in _SHOWN_RAW else f"\\x{b:02x}" for b in raw)
+    return shown if limit is None or len(shown) <= limit else shown[:limit] + f"... ({len(shown)} chars)"
 
 
 def excerpt(lines: Sequence[str], first: int, last: int, mark: int | None = None) -> list[str]:

@@ -5,6 +5,7 @@ Gradescope's format, and no QEMU left behind."""
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import shutil
 import subprocess
@@ -53,7 +54,11 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[s
     second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert second.returncode == 0, second.stderr
     after = {p.parent.name: p.read_bytes() for p in out.glob("*/results.json")}
-    assert before == after, "two runs with one class seed gave different results.json files"
+    changed = sorted(n for n in before if before[n] != after.get(n))
+    assert not changed and before.keys() == after.keys(), (
+        "two runs with one class seed gave different results.json files:\n" + "\n".join(
+            difflib.unified_diff(before[changed[0]].decode().splitlines(),
+                                 after[changed[0]].decode().splitlines(), lineterm="")) if changed else "")
     return klass, out, second.stderr.splitlines()
 
 

@@ -3,7 +3,8 @@
 Run as ``python fake_qemu.py <qemu arguments>``; what it does comes from
 the environment, so a test can pass it to the runner as its QEMU:
 
-FAKE_QEMU_MODE      replay (default), silent, deaf, flood, die, stuck, cut, hang, closes, quits
+FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, die, stuck, cut, hang,
+                    closes, quits
 FAKE_QEMU_TRANSCRIPT  the console to replay (a fixtures/transcripts file)
 FAKE_QEMU_EXIT      exit status after a replay (default 0)
 FAKE_QEMU_PIDFILE   write this process's pid here first
@@ -15,7 +16,8 @@ FAKE_QEMU_FOLLOW    if set, the replayed echo and start name the command's
 replay: print the transcript up to its first ready marker, read one command
 line, print the rest (its own echo line included) and exit. silent: print
 nothing, forever. deaf: like silent but ignores SIGHUP/SIGINT/SIGTERM. flood:
-boot, read the command, then print 'U' forever without a newline. die: boot,
+boot, read the command, then print 'U' forever without a newline.
+markerflood: replay up to start, then well-formed tick markers forever. die: boot,
 read the command, print one marker, exit 3. stuck: replay up to start, then
 sleep. cut: like stuck, but first print CUT (half a marker, no line end).
 hang: replay everything, then sleep instead of exiting. closes: print
@@ -90,6 +92,13 @@ def main() -> int:
     if mode == "flood":
         while True:
             os.write(1, b"U" * 4096)
+    if mode == "markerflood":  # well-formed tick markers forever: the limit cuts one in half
+        start = next(i for i, line in enumerate(rest) if " start " in line) + 1
+        emit(rest[:start])
+        seq = int(rest[start - 1].split()[1]) + 1
+        while True:
+            os.write(1, "".join(f"@KT {seq + i} tick pid=1 n={seq + i}\r\n" for i in range(200)).encode())
+            seq += 200
     if mode == "die":
         emit(rest[:2])
         return 3

@@ -118,7 +118,7 @@ def test_explicit_seed_argument(session: Callable[..., pytest.RunResult], fake_q
 
 
 @pytest.mark.parametrize("args, ini, words", [
-    (["--run-timeout", "0"], "", "invalid value '0' for --run-timeout: must be a positive number"),
+    (["--run-timeout", "0"], "", "invalid value '0' for --run-timeout: must be a number of seconds above 0"),
     (["--seed", "-3"], "", "invalid value '-3' for --seed: must be in 0..2**64-1"),
     (["--console", "uart0"], "", "invalid value 'uart0' for --console: must be one of mini, pl011"),
     ([], 'kt_boot_timeout = "soon"', "invalid value 'soon' for ini option kt_boot_timeout"),

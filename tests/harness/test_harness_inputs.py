@@ -1,0 +1,76 @@
+"""Hostile or mistaken input gets one named verdict or one usage line, never
+a traceback: console escapes, oversized numbers, a flood that cuts a marker
+in half, impossible option values, a bad --kernel."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.errors import OutputFlood, ProtocolError
+from harness.plugin import _positive_seconds
+from harness.protocol import parse_marker
+from harness.runner import RunConfig, run_scenario
+from harness.text import excerpt, printable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_console_escapes_cannot_reach_the_terminal() -> None:
+    shown = printable("\x1b[2J\x1b]52;c;cHduZWQ=\x07ok\r153 passed\x0c\u00e9")
+    assert shown == "\\x1b[2J\\x1b]52;c;cHduZWQ=\\x07ok\\x0d153 passed\\x0c\\xc3\\xa9"
+    assert all(0x20 <= ord(c) < 0x7F for c in shown)
+
+
+def test_one_console_line_stays_one_report_line() -> None:
+    lines = excerpt(["a\rb\nc\x0cd", "next"], 1, 2)
+    assert len(lines) == 2 and "\n" not in "".join(lines) and "\r" not in "".join(lines)
+
+
+@pytest.mark.parametrize("text", [
+    "@KT " + "9" * 5000 + " ready",
+    "@KT 0 boot proto=1 console=mini el=" + "1" * 5000 + " nr_tasks=16 hz=1000 nr_syscalls=4 "
+    "page_size=4096 pool_base=0x0 pool_pages=1 kernel_base=0x0 kernel_end=0x0 user_base=0x0 "
+    "user_end=0x0 write_max=1",
+    "@KT 1 tick pid=1 n=0x" + "f" * 5000,
+])
+def test_oversized_numbers_are_protocol_errors(text: str) -> None:
+    with pytest.raises(ProtocolError) as e:
+        parse_marker(7, text)
+    assert len(str(e.value)) < 1000  # names the field, does not repeat 5000 digits
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "0", "-3", "1e9"])
+def test_timeouts_must_be_finite_and_positive(text: str) -> None:
+    with pytest.raises(ValueError):
+        _positive_seconds(text)
+
+
+def test_a_flood_that_cuts_a_marker_is_still_a_flood(fake_config: RunConfig, fake_qemu) -> None:
+    fake_qemu.configure("markerflood")
+    bound = 64 << 10
+    with pytest.raises(OutputFlood) as e:
+        run_scenario(replace(fake_config, max_output=bound), "clone_twice", 42)
+    assert e.value.lines[-1].startswith("@KT") or e.value.lines[-1] == ""
+
+
+def pytest_usage(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "tests/scenarios/test_fairness.py"),
+                           "-p", "no:cacheprovider", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--run-timeout", "inf"], "invalid value 'inf' for --run-timeout"),
+    (["--boot-timeout", "nan"], "invalid value 'nan' for --boot-timeout"),
+    (["--transcript-dir", "/dev/null"], "--transcript-dir /dev/null: /dev/null is not a directory"),
+    (["--kernel", "/no/such/kernel8.img"], "--kernel: /no/such/kernel8.img: no such file"),
+])
+def test_bad_settings_are_one_usage_error(args: list[str], message: str) -> None:
+    done = pytest_usage(*args)
+    out = done.stdout + done.stderr
+    assert done.returncode == 4 and message in out and "Traceback" not in out, out[-2000:]
+    assert out.count("ERROR:") == 1
