@@ -22,7 +22,6 @@ the program, is a verdict (KernelSilent), as is a flood (OutputFlood).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +29,10 @@ from pathlib import Path
 from .el0 import FIRST_TID, El0Parser, El0Transcript, UEvent, UExit, patch_image
 from .errors import HarnessError, KernelSilent, OutputFlood, ProtocolError
 from .image import inspect_image
-from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
+from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv, qemu_cpu_seconds
 from .runner import RunConfig, _save, choose_console, transcript_path
 
 POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -49,18 +47,6 @@ class El0Config:
     rules: str = "project"  #: the rule set judged (docs/judging.md)
     replay: str = ""  #: the command that reruns a scenario ({scenario} and {seed} filled in)
     label: str = ""  #: what is judged, for messages (the submission's path)
-
-
-def qemu_cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time QEMU has used so far (0 once it is gone)."""
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 class _Watch:

@@ -82,6 +82,10 @@ class RunTimeout(HarnessError):
     """The run did not end (or QEMU did not exit) within its timeout."""
 
 
+class KernelStalled(HarnessError):
+    """The guest kept computing but printed nothing for the stall window."""
+
+
 class OutputFlood(HarnessError):
     """The console printed more than the harness keeps."""
 

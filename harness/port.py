@@ -101,15 +101,18 @@ def _bwrap_works() -> bool:
     return probe.returncode == 0
 
 
-def sandbox(workdir: Path) -> list[str]:
+def sandbox(workdir: Path, *readable: Path) -> list[str]:
     """The command prefix that isolates a build: with bubblewrap, the whole
-    file system read-only but ``workdir`` (and a private /tmp), no network,
-    killed with its parent; without it, nothing (the copy, the process
-    group and the LIMITS still apply)."""
+    file system read-only but ``workdir`` (and a private, empty /tmp, over
+    which ``readable`` paths, such as the suite itself, are bound back read-
+    only), no network, killed with its parent; without it, nothing (the
+    copy, the process group and the LIMITS still apply)."""
     if not _bwrap_works():
         return []
-    return ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", str(workdir), str(workdir), "--unshare-net", "--die-with-parent", "--"]
+    argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in readable:
+        argv += ["--ro-bind", str(path), str(path)]
+    return argv + ["--bind", str(workdir), str(workdir), "--unshare-net", "--die-with-parent", "--"]
 
 
 def _real_tool(tool: str) -> str:
@@ -240,7 +243,8 @@ def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUIL
     log = workdir / "build.log"
     started, wall = time.monotonic(), time.time()
     with open(log, "w") as out:
-        proc = subprocess.Popen([*sandbox(workdir), "make", "-C", str(copy), *variables, *make_args],
+        suite = Path(__file__).resolve().parents[1]
+        proc = subprocess.Popen([*sandbox(workdir, suite, kt_user.resolve().parent), "make", "-C", str(copy), *variables, *make_args],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True, preexec_fn=_limits)
         try:

@@ -50,6 +50,7 @@ TERM_GRACE = 0.05  #: seconds between pexpect's terminate() escalation steps
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def qemu_argv(qemu: str, kernel: Path, console: str, deterministic: bool) -> list[str]:
@@ -58,6 +59,18 @@ def qemu_argv(qemu: str, kernel: Path, console: str, deterministic: bool) -> lis
             "-monitor", "none", "-no-reboot", "-semihosting-config", "enable=on,target=native",
             *SERIAL[console]]
     return argv + DETERMINISTIC if deterministic else argv
+
+
+def qemu_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time QEMU has used so far (0 once it is gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def find_qemu(qemu: str) -> str:

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import (CommandRejected, HarnessError, KernelDied, KernelPanic, KernelSilent,
-                     OutputFlood, RunTimeout)
+                     KernelStalled, OutputFlood, RunTimeout)
 from .events import CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName
 from .image import ImageInfo, inspect_image
 from .prng import check_seed
 from .protocol import Parser
-from .qemu import DEFAULT_QEMU, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
+from .qemu import (DEFAULT_QEMU, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv,
+                   qemu_cpu_seconds)
 from .text import encode, printable
 from .transcript import Transcript
 
@@ -33,6 +34,7 @@ T = TypeVar("T")
 SCENARIO_NAME = re.compile(r"[a-z0-9_]{1,31}")  # uapi/scenario.h: SCENARIO_NAME_MAX 31
 DEFAULT_KERNEL = "build/kernel8-test.img"  #: relative to the repository root
 TRANSCRIPT_DIR = "build/transcripts"  #: relative to the repository root
+STALL_POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class RunConfig:
     run_timeout: float = 30.0
     exit_timeout: float = 5.0
     max_output: int = 4 << 20  #: console bytes kept; more is an OutputFlood
+    stall_cpu: float | None = 1.0  #: QEMU CPU seconds with no console line: KernelStalled (None: off)
     transcript_dir: Path | None = None  #: where runs are saved; None: not saved
 
 
@@ -101,6 +104,7 @@ class _Conversation:
         self.console = console
         self.lines = lines
         self.on_line = on_line
+        self.commanded = False  #: a command was sent: from then on a quiet, busy guest has stalled
 
     def _read_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
         """Read lines until an event of ``kinds`` (returned) or the console
@@ -114,8 +118,31 @@ class _Conversation:
                 self.lines.append(fragment)
             raise
 
+    def _next_line(self, deadline: float) -> str | None:
+        """The next console line, as Qemu.read_line; while the console is quiet,
+        raises KernelStalled once QEMU has computed ``stall_cpu`` seconds
+        (guest progress) since the last line, with no marker to show for it."""
+        cpu_at_last = qemu_cpu_seconds(self.qemu.pid)
+        while True:
+            try:
+                return self.qemu.read_line(min(deadline, time.monotonic() + STALL_POLL))
+            except ReadTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+                stall = self.cfg.stall_cpu if self.commanded else None  # boot: KernelSilent's job
+                if stall is not None and qemu_cpu_seconds(self.qemu.pid) - cpu_at_last > stall:
+                    raise self._stalled(stall) from None
+
+    def _stalled(self, stall: float) -> KernelStalled:
+        last = self.parser.events[-1] if self.parser.events else None
+        where = (f"after line {last.line}: {printable(last.raw, 160)!r}" if last is not None
+                 else "since QEMU started")
+        return KernelStalled(f"no marker for {stall:g} s of QEMU CPU time (guest progress) {where}: "
+                             f"the guest runs but reports nothing (no tick, no switch, no output): "
+                             f"a timer that is not re-armed, or a task spinning with interrupts masked?")
+
     def _read_lines_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
-        while (text := self.qemu.read_line(deadline)) is not None:
+        while (text := self._next_line(deadline)) is not None:
             self.lines.append(text)
             if self.on_line is not None:
                 self.on_line(text)
@@ -151,6 +178,7 @@ class _Conversation:
     def command(self, command: str, until: type[Event]) -> Event:
         """Send ``command`` and read until an event of class ``until``."""
         self.qemu.send(command + "\n")
+        self.commanded = True
         timeout = self.cfg.run_timeout
         try:
             event = self._read_until(time.monotonic() + timeout, (until,))

@@ -3,7 +3,7 @@
 Run as ``python fake_qemu.py <qemu arguments>``; what it does comes from
 the environment, so a test can pass it to the runner as its QEMU:
 
-FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, die, stuck, cut, hang,
+FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, spin, die, stuck, cut, hang,
                     closes, quits
 FAKE_QEMU_TRANSCRIPT  the console to replay (a fixtures/transcripts file)
 FAKE_QEMU_EXIT      exit status after a replay (default 0)
@@ -17,7 +17,8 @@ replay: print the transcript up to its first ready marker, read one command
 line, print the rest (its own echo line included) and exit. silent: print
 nothing, forever. deaf: like silent but ignores SIGHUP/SIGINT/SIGTERM. flood:
 boot, read the command, then print 'U' forever without a newline.
-markerflood: replay up to start, then well-formed tick markers forever. die: boot,
+markerflood: replay up to start, then well-formed tick markers forever.
+spin: replay up to start, then busy-loop silently (CPU time goes on). die: boot,
 read the command, print one marker, exit 3. stuck: replay up to start, then
 sleep. cut: like stuck, but first print CUT (half a marker, no line end).
 hang: replay everything, then sleep instead of exiting. closes: print
@@ -102,6 +103,10 @@ def main() -> int:
     if mode == "die":
         emit(rest[:2])
         return 3
+    if mode == "spin":  # replay up to start, then compute without a word (a guest that stalled)
+        emit(rest[:next(i for i, line in enumerate(rest) if " start " in line) + 1])
+        while True:
+            pass
     if mode in ("stuck", "cut"):
         emit(rest[:next(i for i, line in enumerate(rest) if " start " in line) + 1])
         if mode == "cut":

@@ -74,3 +74,13 @@ def test_bad_settings_are_one_usage_error(args: list[str], message: str) -> None
     out = done.stdout + done.stderr
     assert done.returncode == 4 and message in out and "Traceback" not in out, out[-2000:]
     assert out.count("ERROR:") == 1
+
+
+def test_a_guest_that_computes_silently_is_stalled_not_timed_out(fake_config: RunConfig, fake_qemu) -> None:
+    """A kernel that stopped ticking is named within the stall window (QEMU
+    CPU seconds), not after the 30 s run timeout."""
+    from harness.errors import KernelStalled
+    fake_qemu.configure("spin")
+    with pytest.raises(KernelStalled, match=r"no marker for 0.5 s of QEMU CPU time .* after line \d+") as e:
+        run_scenario(replace(fake_config, stall_cpu=0.5, run_timeout=30), "clone_twice", 42)
+    assert "start scenario=clone_twice" in e.value.summary

@@ -157,3 +157,22 @@ def test_zombie_that_still_runs_shows_after_exit(kt_user: Path, tmp_path: Path) 
     after = u.of(UAfterExit)
     assert after, u.lines
     assert all(u.exited(a.tid) is not None and u.exited(a.tid).line < a.line for a in after)
+
+
+def test_a_build_cannot_write_outside_its_copy(kt_user: Path, tmp_path: Path) -> None:
+    """An untrusted Makefile writes only inside its copy (bubblewrap); the
+    attempt fails the build and leaves nothing behind."""
+    from harness.port import _bwrap_works
+    if not _bwrap_works():
+        pytest.skip("bubblewrap cannot create namespaces here")
+    tree = tmp_path / "evil"
+    shutil.copytree(ROOT / "fixtures" / "lesson5", tree, ignore=shutil.ignore_patterns("build", "kernel8.img"))
+    outside = ROOT / "build" / f"written-by-student-{tmp_path.name}.txt"  # the suite's own folder
+    makefile = tree / "Makefile"
+    makefile.write_text(makefile.read_text().replace("all : kernel8.img", f"all : escape kernel8.img\n\nescape:\n\techo pwned > {outside}\n", 1))
+    try:
+        with pytest.raises(BuildFailed, match="build failed"):
+            port_tree(tree, kt_user, tmp_path / "port")
+        assert not outside.exists()
+    finally:
+        outside.unlink(missing_ok=True)
