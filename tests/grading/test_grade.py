@@ -23,10 +23,10 @@ pytestmark = pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None
 
 
 def _tree(src: Path, dst: Path, patch: str | None = None) -> None:
+    """A copy of ``src`` with ``patch`` (under fixtures/) applied."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "kernel8.img"))
     if patch:
-        subprocess.run(["patch", "-s", "-p1", "-i", str(ROOT / "fixtures" / "lesson5-variants" / patch)],
-                       cwd=dst, check=True)
+        subprocess.run(["patch", "-s", "-p1", "-i", str(ROOT / "fixtures" / patch)], cwd=dst, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,9 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[s
     shutil.copy(ROOT / "build" / "kernel8-test.img", klass / "bundled.img")
     shutil.copy(ROOT / "build" / "bad-images" / "silent.img", klass / "silent.img")
     _tree(ROOT / "fixtures" / "lesson5", klass / "lesson")
-    _tree(ROOT / "fixtures" / "lesson5", klass / "zombie", "zombie_still_runs.patch")
-    _tree(ROOT / "fixtures" / "lesson5", klass / "hangs", "unknown_syscall_hangs.patch")
-    _tree(ROOT / "fixtures" / "forger", klass / "forger")
+    _tree(ROOT / "fixtures" / "lesson5", klass / "zombie", "lesson5-variants/zombie_still_runs.patch")
+    _tree(ROOT / "fixtures" / "lesson5", klass / "hangs", "lesson5-variants/unknown_syscall_hangs.patch")
+    _tree(ROOT / "fixtures" / "lesson5", klass / "forger", "forger.patch")
     _tree(ROOT / "fixtures" / "lesson5", klass / "nobuild")
     with open(klass / "nobuild" / "src" / "kernel.c", "a") as f:
         f.write("\nint broken = ;\n")
