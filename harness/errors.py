@@ -9,6 +9,8 @@ system-call contract: those are judged by tests (harness.judge).
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,29 +29,44 @@ class HarnessError(Exception):
     """
 
     TAIL_LINES = 20
+    KEEP_LINES = 200  #: lines a settled verdict keeps (the whole console is in the transcript)
+    KEEP_CHARS = 1000  #: characters kept of each of those lines
 
     def __init__(self, summary: str, lines: Sequence[str] = (), path: Path | None = None,
                  source: str = "console") -> None:
         super().__init__(summary)
         self.summary = summary
         self.lines = list(lines)  #: the console's lines (or make's, see ``source``)
+        self.total_lines = len(self.lines)  #: how many lines there were before settle()
         self.path = path
         self.source = source  #: what printed ``lines``
 
     def __str__(self) -> str:
         return f"{type(self).__name__}: {self.summary}"
 
+    def settle(self) -> HarnessError:
+        """Keep only a bounded tail of the console and drop the traceback
+        (whose frames hold the parser and every event): a verdict cached for
+        a session must not hold a flood's worth of objects. Returns self."""
+        self.total_lines = len(self.lines)
+        self.lines = [line[:self.KEEP_CHARS] for line in self.lines[-self.KEEP_LINES:]]
+        self.__traceback__ = self.__context__ = self.__cause__ = None
+        return self
+
     def tail(self) -> list[str]:
-        """The last TAIL_LINES of ``lines``, numbered."""
-        n = len(self.lines)
-        return excerpt(self.lines, n - self.TAIL_LINES + 1, n)
+        """The last TAIL_LINES of ``lines``, numbered as in the whole console."""
+        n, skipped = len(self.lines), max(0, self.total_lines - len(self.lines))
+        return [re.sub(r"^(..) *(\d+) \|", lambda m: f"{m.group(1)} {int(m.group(2)) + skipped:>{width}} |",
+                       row)
+                for width in [len(str(self.total_lines or n))]
+                for row in excerpt(self.lines, n - self.TAIL_LINES + 1, n)]
 
     def report(self) -> str:
         """The one-line verdict, then the console tail and the transcript path."""
         parts = [str(self)]
         if self.lines:
             parts.append(f"--- last {min(len(self.lines), self.TAIL_LINES)} of "
-                         f"{len(self.lines)} {self.source} lines ---")
+                         f"{max(self.total_lines, len(self.lines))} {self.source} lines ---")
             parts.extend(self.tail())
         else:
             parts.append(f"--- the {self.source} printed nothing ---")

@@ -169,7 +169,7 @@ class _Session:
             try:
                 self.el0_runs[key] = run_el0(self.el0, scenario, seed, workdir)
             except HarnessError as e:
-                self.el0_runs[key] = e
+                self.el0_runs[key] = e.settle()
         return self.el0_runs[key]
 
     def run(self, scenario: str, seed: int) -> Transcript | HarnessError:
@@ -180,7 +180,7 @@ class _Session:
                 self._build_kernel()
                 self.runs[key] = run_scenario(self.cfg, scenario, seed)
             except HarnessError as e:
-                self.runs[key] = e
+                self.runs[key] = e.settle()
         return self.runs[key]
 
     def _build_kernel(self) -> None:

@@ -3,7 +3,8 @@
 Run as ``python fake_qemu.py <qemu arguments>``; what it does comes from
 the environment, so a test can pass it to the runner as its QEMU:
 
-FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, spin, die, stuck, cut, hang,
+FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, spin, ablines, die, stuck,
+                    cut, hang,
                     closes, quits
 FAKE_QEMU_TRANSCRIPT  the console to replay (a fixtures/transcripts file)
 FAKE_QEMU_EXIT      exit status after a replay (default 0)
@@ -18,7 +19,8 @@ line, print the rest (its own echo line included) and exit. silent: print
 nothing, forever. deaf: like silent but ignores SIGHUP/SIGINT/SIGTERM. flood:
 boot, read the command, then print 'U' forever without a newline.
 markerflood: replay up to start, then well-formed tick markers forever.
-spin: replay up to start, then busy-loop silently (CPU time goes on). die: boot,
+spin: replay up to start, then busy-loop silently (CPU time goes on).
+ablines: boot, read the command, then print "ab" lines forever. die: boot,
 read the command, print one marker, exit 3. stuck: replay up to start, then
 sleep. cut: like stuck, but first print CUT (half a marker, no line end).
 hang: replay everything, then sleep instead of exiting. closes: print
@@ -93,6 +95,9 @@ def main() -> int:
     if mode == "flood":
         while True:
             os.write(1, b"U" * 4096)
+    if mode == "ablines":  # short noise lines forever: many small objects for the harness
+        while True:
+            os.write(1, b"ab\n" * 4096)
     if mode == "markerflood":  # well-formed tick markers forever: the limit cuts one in half
         start = next(i for i, line in enumerate(rest) if " start " in line) + 1
         emit(rest[:start])

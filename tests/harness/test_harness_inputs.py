@@ -84,3 +84,24 @@ def test_a_guest_that_computes_silently_is_stalled_not_timed_out(fake_config: Ru
     with pytest.raises(KernelStalled, match=r"no marker for 0.5 s of QEMU CPU time .* after line \d+") as e:
         run_scenario(replace(fake_config, stall_cpu=0.5, run_timeout=30), "clone_twice", 42)
     assert "start scenario=clone_twice" in e.value.summary
+
+
+def test_a_cached_verdict_keeps_a_bounded_tail(fake_config: RunConfig, fake_qemu) -> None:
+    """A kernel printing "ab" lines forever: the settled verdict a session
+    caches holds a bounded tail, not 260,000 lines and the parser."""
+    import gc
+    import tracemalloc
+    fake_qemu.configure("ablines")
+    tracemalloc.start()
+    try:
+        with pytest.raises(OutputFlood) as e:
+            run_scenario(replace(fake_config, run_timeout=60, max_output=1 << 20), "clone_twice", 42)
+        verdict = e.value.settle()
+        del e
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(verdict.lines) <= verdict.KEEP_LINES and verdict.total_lines > 250_000
+    assert kept < 8 << 20, f"{kept >> 20} MiB still held after settle()"
+    assert f"of {verdict.total_lines} console lines" in verdict.report()
