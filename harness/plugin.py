@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -132,7 +133,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(opt.flag, dest=dest, metavar=opt.metavar, default=None, help=opt.help)
         parser.addini(opt.ini, f"{opt.help} [same as {opt.flag}]")
     group.addoption("--realtime", dest="kt_deterministic", action="store_const", const="false",
-                    help="run QEMU in real time (no -icount): timing varies from run to run")
+                    help="run QEMU in real time (no -icount): timing varies from run to run; needs "
+                         "an idle machine (under load timer and fairness rules can fail)")
 
 
 def _setting(config: pytest.Config, opt: _Option) -> tuple[Any, str] | None:
@@ -160,10 +162,17 @@ class _Session:
     el0: El0Config | None = None  #: set: the kernel emits no markers (--submission)
     submission: Path | None = None  #: what --submission named (a tree or an image)
     el0_runs: dict[tuple[str, int], El0Transcript | HarnessError] = field(default_factory=dict)
+    parent: int = field(default_factory=os.getppid)  #: an xdist worker's controller
+
+    def check_parent(self) -> None:
+        """An xdist worker whose controller died starts no new QEMU: it stops."""
+        if self.parent != 1 and os.getppid() != self.parent:
+            pytest.exit("the pytest controller is gone: this worker starts no new QEMU", returncode=2)
 
     def run_el0(self, scenario: str, seed: int, workdir: Path) -> El0Transcript | HarnessError:
         """The EL0-judged run of ``scenario`` with ``seed``: booted once, then cached."""
         assert self.el0 is not None, "not an EL0 session"
+        self.check_parent()
         key = (scenario, seed)
         if key not in self.el0_runs:
             try:
@@ -174,6 +183,7 @@ class _Session:
 
     def run(self, scenario: str, seed: int) -> Transcript | HarnessError:
         """The run of ``scenario`` with ``seed``: booted once, then cached."""
+        self.check_parent()
         key = (scenario, seed)
         if key not in self.runs:
             try:
@@ -289,7 +299,8 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
 def _probe(config: pytest.Config, session: _Session) -> None:
     """One boot before any test: a kernel that prints nothing, or never starts
     the program, is one usage error, not ten identical failures."""
-    result = session.run_el0("clone_twice", session.seed, config.rootpath / "build" / "port")
+    with tempfile.TemporaryDirectory(prefix="kt-probe-") as workdir:  # its own: sessions run side by side
+        result = session.run_el0("clone_twice", session.seed, Path(workdir))
     if isinstance(result, (KernelSilent, ImageError)):
         raise pytest.UsageError(f"--submission {session.submission}: {result.summary}")
 

@@ -22,6 +22,7 @@ from .prng import MASK64
 from .quoting import QUOTED_BODY, unquote
 
 PREFIX = "@KT "
+NOISE_KEEP = 4096  #: characters of a noise line kept as an event (a 1 MiB line stays in the file)
 _HEAD = re.compile(re.escape(PREFIX) + r"([0-9]+) ([a-z_]+)")
 MAX_DIGITS = 20  #: a 64-bit number has at most 20 decimal digits; longer is malformed
 _FIELD = re.compile(r' ([a-z_][a-z0-9_]*)=("' + QUOTED_BODY + r'"|[\x21\x23-\x5b\x5d-\x7e]+)')
@@ -196,7 +197,7 @@ class Parser:
     def feed(self, line: int, text: str) -> Event | Noise:
         """Take console line number ``line``; return what it is, or raise ProtocolError."""
         if not is_marker(text):
-            noise = Noise(line, text)
+            noise = Noise(line, text[:NOISE_KEEP])  # the transcript file keeps it whole
             self.noise.append(noise)
             return noise
         event = parse_marker(line, text)
