@@ -22,7 +22,7 @@ from .errors import HarnessError
 from .image import CONSOLES
 from .qemu import DEFAULT_QEMU
 from .prng import parse_seed
-from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, list_scenarios,
+from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, list_scenarios, parse_seconds,
                      run_scenario)
 from .text import printable
 
@@ -36,12 +36,9 @@ def _seed(text: str) -> int:
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError("must be a number of seconds above 0 and at most 86400")
-    return value
+        return parse_seconds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,12 +22,12 @@ import dataclasses
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 from .errors import ImageError
-from .events import Noise
+from .events import Noise, select
 from .judge import Cited, RuleBroken, format_failure
 from .prng import MASK64
 from .quoting import QUOTED_BODY, unquote
@@ -39,6 +39,15 @@ PROTO = 1
 PARAM_TAG = b"KT-EL0-PARAMS-1\0"
 PARAM_NAME_AT, PARAM_NAME_SIZE, PARAM_SEED_AT = 16, 32, 48
 FIRST_TID = 1
+_NEEDS_BOOT_MARKER = ("not judged from EL0: this scenario's bad pointers, stacks and table limits "
+                      "come from the kernel's boot marker (memory map, NR_TASKS), which a kernel "
+                      "without markers does not give (docs/judging.md)")
+#: Scenarios that cannot be judged from EL0 facts, and why.
+MARKER_ONLY: dict[str, str] = {
+    "clone_errors": _NEEDS_BOOT_MARKER,
+    "write_checks": _NEEDS_BOOT_MARKER,
+    "demo": "not judged from EL0: the demo is the bundled kernel's own program",
+}
 
 _LINE = re.compile(r"@KU (0|[1-9][0-9]{0,5}) (0|[1-9][0-9]{0,9}) ([a-z_]+)((?: [a-z_]+=(?:\"" + QUOTED_BODY
                    + r"\"|[^ \"]+))*)")
@@ -130,6 +139,14 @@ class UError(UEvent):
 KINDS: dict[str, type[UEvent]] = {c.KIND: c for c in (UStart, UClone, UCloned, UOut, UExit, UAfterExit,
                                                       UDying, UError)}
 
+_BASE = {f.name for f in dataclasses.fields(UEvent)}
+#: Each kind's wire fields and their Python types, read off its dataclass.
+_WIRE: dict[str, dict[str, type]] = {
+    kind: {f.name: {"int": int, "str": str, "bytes": bytes}[str(f.type)]
+           for f in dataclasses.fields(cls) if f.name not in _BASE}
+    for kind, cls in KINDS.items()}
+_WIRE["start"]["proto"] = int  # checked against PROTO, not kept in the event
+
 
 @dataclass(frozen=True)
 class Anomaly:
@@ -153,9 +170,7 @@ def _fields(kind: str, text: str) -> dict[str, Any] | None:
             out[key] = value
         else:
             return None
-    want = {"start": {"proto": int, "scenario": str, "seed": int}, "clone": {"child": int, "stack": int},
-            "cloned": {"child": int, "ret": int},
-            "out": {"data": bytes}, "error": {"what": str}}.get(kind, {})
+    want = _WIRE[kind]
     if set(out) != set(want) or any(not isinstance(out[k], t) for k, t in want.items()):
         return None
     if kind == "start" and out.pop("proto") != PROTO:
@@ -220,8 +235,6 @@ class El0Transcript:
     rules: str = "project"
     path: Path | None = None
     replay: str = ""
-    kernel: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, lines: Sequence[str], scenario: str, seed: int, **kw: Any) -> El0Transcript:
@@ -241,13 +254,7 @@ class El0Transcript:
         """Events of class ``cls`` whose fields equal ``match``, in order; a
         key that is not a field of ``cls`` is a TypeError (a typo must not
         silently match nothing)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(match) - names)
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)} "
-                            f"(fields: {', '.join(sorted(names - {'raw'}))})")
-        return [e for e in self.events if isinstance(e, cls)
-                and all(getattr(e, k) == v for k, v in match.items())]
+        return select(self.events, cls, match)
 
     def outputs(self, pid: int) -> list[UOut]:
         """The fact lines task ``pid`` printed (kt.facts_lines reads these)."""

@@ -26,11 +26,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .el0 import FIRST_TID, El0Parser, El0Transcript, UEvent, UExit, patch_image
-from .errors import HarnessError, KernelSilent, OutputFlood, ProtocolError
+from .el0 import FIRST_TID, El0Parser, El0Transcript, UEvent, patch_image
+from .errors import HarnessError, KernelSilent, ProtocolError
 from .image import inspect_image
 from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv, qemu_cpu_seconds
-from .runner import RunConfig, _save, choose_console, transcript_path
+from .runner import RunConfig, choose_console, flooded, save_transcript, transcript_path
 
 POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
 
@@ -46,7 +46,6 @@ class El0Config:
     grace_cpu: float = 0.05  #: QEMU CPU seconds after the last exit before the run ends
     rules: str = "project"  #: the rule set judged (docs/judging.md)
     replay: str = ""  #: the command that reruns a scenario ({scenario} and {seed} filled in)
-    label: str = ""  #: what is judged, for messages (the submission's path)
 
 
 class _Watch:
@@ -101,22 +100,21 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
     lines: list[str] = []
     try:
         with Qemu(argv, cfg.run.max_output) as qemu:
-            ending, detail = _read(qemu, cfg, console, lines, parser := El0Parser(), scenario, seed)
-    except OutputLimit:
-        err = OutputFlood(f"the console printed more than {cfg.run.max_output} bytes (a print loop?)")
-        err.lines, err.path = lines, None if path is None else _save(path, lines)
-        raise err from None
+            try:
+                ending, detail = _read(qemu, cfg, console, lines, parser := El0Parser(), scenario, seed)
+            except OutputLimit:
+                raise flooded(qemu, lines) from None
     except HarnessError as e:
         e.lines = lines
-        e.path = None if path is None else _save(path, lines)
+        e.path = None if path is None else save_transcript(path, lines)
         raise
     finally:
         image.unlink(missing_ok=True)
     if path is not None:
-        _save(path, lines)
+        save_transcript(path, lines)
     return El0Transcript(lines, parser.events, parser.noise, parser.anomalies, scenario, seed,
                          ending, detail, rules=cfg.rules, path=path,
-                         replay=cfg.replay.format(scenario=scenario, seed=seed), kernel=cfg.label)
+                         replay=cfg.replay.format(scenario=scenario, seed=seed))
 
 
 def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str],
@@ -173,5 +171,3 @@ def _check_start(start: UEvent, scenario: str, seed: int) -> None:
                                         f"the harness patched {scenario!r} with seed {seed} into the image",
                             start.raw)
 
-
-__all__ = ["El0Config", "run_el0", "qemu_cpu_seconds", "UExit"]

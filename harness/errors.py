@@ -9,8 +9,6 @@ system-call contract: those are judged by tests (harness.judge).
 
 from __future__ import annotations
 
-import re
-
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,11 +53,9 @@ class HarnessError(Exception):
 
     def tail(self) -> list[str]:
         """The last TAIL_LINES of ``lines``, numbered as in the whole console."""
-        n, skipped = len(self.lines), max(0, self.total_lines - len(self.lines))
-        return [re.sub(r"^(..) *(\d+) \|", lambda m: f"{m.group(1)} {int(m.group(2)) + skipped:>{width}} |",
-                       row)
-                for width in [len(str(self.total_lines or n))]
-                for row in excerpt(self.lines, n - self.TAIL_LINES + 1, n)]
+        total = max(self.total_lines, len(self.lines))
+        return excerpt(self.lines, total - self.TAIL_LINES + 1, total,
+                       number_of_first=total - len(self.lines) + 1)
 
     def report(self) -> str:
         """The one-line verdict, then the console tail and the transcript path."""

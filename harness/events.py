@@ -10,8 +10,9 @@ file is the one place a kind or a field is declared.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 class Fmt(enum.Enum):
@@ -230,3 +231,19 @@ class End(Event):
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     Boot, Ready, ScenarioName, ListEnd, CommandError, Start, Task, Switch,
     Tick, Sys, Out, PAlloc, PFree, PMove, Fault, Panic, AllExited, End)}
+
+
+E = TypeVar("E")
+
+
+def select(events: Iterable[object], cls: type[E], match: dict[str, Any]) -> list[E]:
+    """The events of class ``cls`` (a dataclass) whose fields equal
+    ``match``, in order. A key that is not a field of ``cls`` is a
+    TypeError, so a typo cannot silently match nothing."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(match) - names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)} "
+                        f"(fields: {', '.join(sorted(names - {'raw'}))})")
+    return [e for e in events if isinstance(e, cls)
+            and all(getattr(e, k) == v for k, v in match.items())]

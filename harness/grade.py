@@ -37,9 +37,7 @@ from .prng import MASK64, parse_seed
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUBRIC = ROOT / "grading" / "rubric.toml"
 SUBMISSION_TIMEOUT = 900.0  #: seconds for one submission's whole child pytest (a backstop)
-#: A verdict (the run could not be judged) starts a failure message with its name.
-VERDICTS = ("KernelSilent", "KernelDied", "KernelPanic", "RunTimeout", "OutputFlood", "ProtocolError",
-            "CommandRejected", "ImageError", "QemuNotFound")
+SEED_PROOFS = ("test_seed_proof", "test_el0_seed_proof")  #: tests/scenarios/test_invariants.py
 _NEEDS = "not judged: needs"
 _CITED = re.compile(r"^>> +(\d+) \|", re.M)
 
@@ -137,6 +135,23 @@ class ScenarioResult:
     verdict: str = ""  #: why the scenario scores 0 whatever its rules say
 
 
+def _verdict_names() -> set[str]:
+    """The names of every verdict (HarnessError and its subclasses): a
+    failure message that starts with one means the run could not be judged."""
+    found, todo = set(), [HarnessError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return found
+
+
+def _templates() -> Any:
+    """The report templates in grading/ (Debian's python3-jinja2)."""
+    import jinja2
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "grading"), autoescape=True)
+
+
 def submission_seed(class_seed: int, name: str) -> int:
     """The seed of one submission: from the class seed and its name."""
     digest = hashlib.sha256(f"{class_seed}/{name}".encode()).digest()
@@ -211,9 +226,9 @@ def score(junit: Path, rubric: Rubric, mode: str, rules: str) -> list[ScenarioRe
             message = (failure.text or failure.get("message", "")).strip()
             results[scenario].rules.append(Rule(test, "failed", weight, message))
             first = message.split("\n", 1)[0]
-            if first.split(":", 1)[0] in VERDICTS and not results[scenario].verdict:
+            if first.split(":", 1)[0] in _verdict_names() and not results[scenario].verdict:
                 results[scenario].verdict = first
-            if "seed proof" in message and not results[scenario].verdict:
+            if test in SEED_PROOFS and not results[scenario].verdict:
                 results[scenario].verdict = "the seed proof failed: seed-derived values of another run"
         elif skipped is not None:
             message = skipped.get("message", "")
@@ -307,8 +322,7 @@ def _transcripts(out: Path) -> dict[str, list[str]]:
 
 def write_report(g: Graded, out: Path) -> None:
     """report.html: the page a student reads (jinja2 template)."""
-    import jinja2  # Debian's python3-jinja2, installed by tools/ensure-deps.sh
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "grading"), autoescape=True)
+    env = _templates()
     transcripts = _transcripts(out)
     cited = {s.name: sorted({int(n) for r in s.rules for n in _CITED.findall(r.message)})
              for s in g.scenarios}
@@ -319,7 +333,6 @@ def write_report(g: Graded, out: Path) -> None:
 
 def write_class(graded: list[Graded], out: Path) -> None:
     """summary.csv and index.html, one row per student, best first."""
-    import jinja2
     names = sorted({s.name for g in graded for s in g.scenarios})
     rows = sorted(graded, key=lambda g: (-g.score, g.sub.name))
     with open(out / "summary.csv", "w", newline="") as f:
@@ -329,7 +342,7 @@ def write_class(graded: list[Graded], out: Path) -> None:
             per = {s.name: s.points for s in g.scenarios}
             w.writerow([g.sub.name, g.score, g.max_score, g.sub.mode, g.sub.seed,
                         *[per.get(n, "") for n in names], g.problem])
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "grading"), autoescape=True)
+    env = _templates()
     (out / "index.html").write_text(env.get_template("index.html.j2").render(rows=rows, names=names))
 
 

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from _pytest._code.code import ExceptionInfo, ReprFileLocation
@@ -28,11 +28,11 @@ from .image import CONSOLES, inspect_image
 from .judge import RuleBroken
 from .prng import parse_seed
 from .qemu import DEFAULT_QEMU
-from .el0 import El0Transcript
+from .el0 import MARKER_ONLY, El0Transcript
 from .el0_runner import El0Config, run_el0
 from .errors import KernelSilent
 from .port import PortError, port_tree
-from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_console,
+from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_console, parse_seconds,
                      run_scenario)
 from .transcript import Transcript
 
@@ -50,16 +50,6 @@ class _Option:
     help: str
     parse: Callable[[str], Any]
     metavar: str | None = None
-
-
-MAX_SECONDS = 86400.0  #: a day: longer is a typo, and inf overflows the deadlines
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= MAX_SECONDS:  # also false for nan
-        raise ValueError(f"must be a number of seconds above 0 and at most {MAX_SECONDS:g}")
-    return value
 
 
 def _writable_dir(path: Path, flag: str) -> None:
@@ -96,9 +86,9 @@ OPTIONS = (
             "built with make if missing)", str, "PATH"),
     _Option("--qemu", "kt_qemu", f"QEMU executable (default: {DEFAULT_QEMU})", str, "PATH"),
     _Option("--run-timeout", "kt_run_timeout", "seconds a run may take after its command "
-            f"(default: {RunConfig.run_timeout:g})", _positive_seconds, "S"),
+            f"(default: {RunConfig.run_timeout:g})", parse_seconds, "S"),
     _Option("--boot-timeout", "kt_boot_timeout", "seconds from starting QEMU to the ready "
-            f"marker (default: {RunConfig.boot_timeout:g})", _positive_seconds, "S"),
+            f"marker (default: {RunConfig.boot_timeout:g})", parse_seconds, "S"),
     _Option("--seed", "kt_seed", "seed for every run (default: random, shown in the header)",
             parse_seed, "N"),
     _Option("--console", "kt_console", "console UART: mini or pl011 (default: the image "
@@ -118,7 +108,7 @@ OPTIONS = (
             "(default: build/port/<its name>)", str, "DIR"),
     _Option("--stall", "kt_stall", "seconds of QEMU CPU time (guest progress) with no EL0 marker "
             f"before a --submission run is ended as stalled (default: {El0Config.stall_cpu:g})",
-            _positive_seconds, "S"),
+            parse_seconds, "S"),
 )
 
 
@@ -267,8 +257,7 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
     that the result speaks at all, and judge from EL0 markers."""
     submission = _path(config, values["kt_submission"], "")
     rules = values["kt_rules"][0] if values["kt_rules"] else "project"
-    el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules),
-                    label=str(submission))
+    el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules))
     if values["kt_stall"] is not None:
         el0 = replace(el0, stall_cpu=values["kt_stall"][0])
     session.submission, session.build_root = submission, None
@@ -361,6 +350,31 @@ def _record(request: pytest.FixtureRequest, session: _Session, scenario: str, se
         props.append(("kt_transcript", str(path)))
 
 
+R = TypeVar("R", Transcript, El0Transcript)
+
+
+def _runner(request: pytest.FixtureRequest, boot: Callable[[str, int], R | HarnessError]
+            ) -> Callable[..., R]:
+    """The function a run fixture hands a test: ``boot`` (cached per session)
+    the scenario with the session seed or its own, note what ran (JUnit
+    properties, the transcript for the report), fail in one line on a verdict."""
+    session = request.config.stash[_SESSION]
+    paths = request.node.stash.setdefault(_PATHS, [])
+
+    def run(name: str, seed: int | None = None) -> R:
+        __tracebackhide__ = True
+        seed = session.seed if seed is None else seed
+        result = boot(name, seed)
+        _record(request, session, name, seed, result.path)
+        if result.path is not None and result.path not in paths:
+            paths.append(result.path)
+        if isinstance(result, HarnessError):
+            pytest.fail(result.report(), pytrace=False)
+        return result
+
+    return run
+
+
 @pytest.fixture(name="run_scenario")
 def _run_scenario(request: pytest.FixtureRequest) -> Callable[..., Transcript]:
     """``run_scenario(name, seed=None) -> Transcript``: the session's run of
@@ -368,22 +382,10 @@ def _run_scenario(request: pytest.FixtureRequest) -> Callable[..., Transcript]:
     shared by every test that asks. A bad verdict fails the test in one line,
     with the console tail and the saved transcript's path."""
     session = request.config.stash[_SESSION]
-    paths = request.node.stash.setdefault(_PATHS, [])
     if session.el0 is not None:
         pytest.skip("not judged: the kernel reports no events (this rule needs kernel markers; "
                     "the test_el0_* tests judge what EL0 can observe)")
-
-    def run(name: str, seed: int | None = None) -> Transcript:
-        __tracebackhide__ = True
-        result = session.run(name, session.seed if seed is None else seed)
-        _record(request, session, name, session.seed if seed is None else seed, result.path)
-        if result.path is not None and result.path not in paths:
-            paths.append(result.path)
-        if isinstance(result, HarnessError):
-            pytest.fail(result.report(), pytrace=False)
-        return result
-
-    return run
+    return _runner(request, session.run)
 
 
 @pytest.fixture(name="run_el0")
@@ -391,24 +393,21 @@ def _run_el0(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
              ) -> Callable[..., El0Transcript]:
     """``run_el0(name, seed=None) -> El0Transcript``: the session's EL0-judged
     run of ``name`` (--submission), booted once per session. Skips when the
-    kernel reports markers: then the marker judges decide."""
+    kernel reports markers (then the marker judges decide), and for a
+    scenario that needs them (harness.el0.MARKER_ONLY)."""
     session = request.config.stash[_SESSION]
-    paths = request.node.stash.setdefault(_PATHS, [])
     if session.el0 is None:
         pytest.skip("judged from kernel markers in this session (EL0 judges run with --submission)")
     workdir = tmp_path_factory.getbasetemp() / "el0-images"
+    run = _runner(request, lambda name, seed: session.run_el0(name, seed, workdir))
 
-    def run(name: str, seed: int | None = None) -> El0Transcript:
+    def run_judgeable(name: str, seed: int | None = None) -> El0Transcript:
         __tracebackhide__ = True
-        result = session.run_el0(name, session.seed if seed is None else seed, workdir)
-        _record(request, session, name, session.seed if seed is None else seed, result.path)
-        if result.path is not None and result.path not in paths:
-            paths.append(result.path)
-        if isinstance(result, HarnessError):
-            pytest.fail(result.report(), pytrace=False)
-        return result
+        if name in MARKER_ONLY:
+            pytest.skip(MARKER_ONLY[name])
+        return run(name, seed)
 
-    return run
+    return run_judgeable
 
 
 def _one_line_failure(excinfo: ExceptionInfo[BaseException]) -> Any:

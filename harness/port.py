@@ -45,6 +45,12 @@ from .errors import HarnessError
 TRIPLET = "aarch64-linux-gnu-"
 TOOLS = ("gcc", "cc", "cpp", "as", "ld", "ld.bfd", "objcopy", "objdump", "nm", "ar", "readelf",
          "strip", "size", "ranlib")
+_DRIVER_NOT_LINKING = "-c|-S|-E|-M|-MM|-r|--version|-v|-dumpmachine|-print-*"
+_LD_NOT_LINKING = "-r|-i|--relocatable|--version|-v|-V"
+#: The tools that can make the final link, and the arguments (shell case
+#: patterns) that say a call is not one: such a call goes straight through.
+NOT_A_LINK = {"gcc": _DRIVER_NOT_LINKING, "cc": _DRIVER_NOT_LINKING,
+              "ld": _LD_NOT_LINKING, "ld.bfd": _LD_NOT_LINKING}
 PREFIX_VARS = ("ARMGNU", "CROSS_COMPILE", "CROSS", "TOOLCHAIN", "PREFIX")  #: ARMGNU wants no '-'
 ENTRY = "user_process"
 BUILD_TIMEOUT = 120.0  #: seconds a student's build may take
@@ -131,12 +137,9 @@ def _write_wrappers(wrap: Path, kt_user: Path) -> None:
         real = shutil.which(TRIPLET + tool)
         if real is None:
             continue
-        linking = {"gcc": "-c|-S|-E|-M|-MM|-r|--version|-v|-dumpmachine|-print-*",
-                   "cc": "-c|-S|-E|-M|-MM|-r|--version|-v|-dumpmachine|-print-*",
-                   "ld": "-r|-i|--relocatable|--version|-v|-V", "ld.bfd": "-r|-i|--relocatable|--version|-v|-V"}
         lines = ["#!/bin/sh", f"# kt port wrapper for {real}"]
-        if tool in linking:
-            lines += ['for a in "$@"; do', f'  case "$a" in {linking[tool]}) exec "{real}" "$@";; esac', "done",
+        if tool in NOT_A_LINK:
+            lines += ['for a in "$@"; do', f'  case "$a" in {NOT_A_LINK[tool]}) exec "{real}" "$@";; esac', "done",
                       f'PYTHONPATH="{root}" exec "{sys.executable}" -m harness.port link "{real}" '
                       f'"{kt_user}" "{wrap / ERROR_FILE}" "$@"']
         else:

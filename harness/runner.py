@@ -37,6 +37,21 @@ TRANSCRIPT_DIR = "build/transcripts"  #: relative to the repository root
 STALL_POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
 
 
+MAX_SECONDS = 86400.0  #: a day: a longer timeout is a typo, and inf overflows the deadlines
+
+
+def parse_seconds(text: str) -> float:
+    """A timeout or window from the user: above 0, at most MAX_SECONDS
+    (so not inf or nan); ValueError naming the bound otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_SECONDS:  # also false for nan
+        raise ValueError(f"must be a number of seconds above 0 and at most {MAX_SECONDS:g}")
+    return value
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """How to boot the kernel under test."""
@@ -71,7 +86,7 @@ def transcript_path(directory: Path, scenario: str, seed: int) -> Path:
 KEEP_TRANSCRIPTS = 300  #: newest transcripts kept per directory; older ones are deleted
 
 
-def _save(path: Path, lines: list[str]) -> Path:
+def save_transcript(path: Path, lines: list[str]) -> Path:
     """Write ``lines`` to ``path`` atomically (xdist workers may race), keep
     the directory to its KEEP_TRANSCRIPTS newest transcripts; return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,11 +239,17 @@ def _converse(cfg: RunConfig, argv: list[str], console: tuple[str, str], parser:
             conv.boot()
             return script(conv)
         except OutputLimit:
-            cut = qemu.take_fragment()  # the half line the limit cut: evidence, not a marker
-            if cut is not None:
-                lines.append(cut)
-            raise OutputFlood(f"the console printed more than {cfg.max_output} bytes; "
-                              f"the harness keeps no more (a print loop?)") from None
+            raise flooded(qemu, lines) from None
+
+
+def flooded(qemu: Qemu, lines: list[str]) -> OutputFlood:
+    """The verdict once ``qemu`` passed its output limit; the half line the
+    limit cut goes to ``lines`` (evidence, never parsed as a marker)."""
+    cut = qemu.take_fragment()
+    if cut is not None:
+        lines.append(cut)
+    return OutputFlood(f"the console printed more than {qemu.max_output} bytes; "
+                       f"the harness keeps no more (a print loop?)")
 
 
 def check_request(scenario: str, seed: int) -> None:
@@ -265,10 +286,10 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
             raise KernelPanic(panics[-1] if panics else None, transcript.end)
     except HarnessError as e:
         e.lines = lines
-        e.path = None if path is None else _save(path, lines)
+        e.path = None if path is None else save_transcript(path, lines)
         raise
     if path is not None:
-        _save(path, lines)
+        save_transcript(path, lines)
     return transcript
 
 

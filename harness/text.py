@@ -38,10 +38,15 @@ def printable(text: str, limit: int | None = 300) -> str:
     return shown if limit is None or len(shown) <= limit else shown[:limit] + f"... ({len(shown)} chars)"
 
 
-def excerpt(lines: Sequence[str], first: int, last: int, mark: int | None = None) -> list[str]:
+def excerpt(lines: Sequence[str], first: int, last: int, mark: int | None = None, *,
+            number_of_first: int = 1) -> list[str]:
     """Lines ``first..last`` (1-based, inclusive, clipped to the transcript),
-    each as ``'   12 | text'``; line ``mark`` gets ``>>`` in front."""
-    first, last = max(first, 1), min(last, len(lines))
+    each as ``'   12 | text'``; line ``mark`` gets ``>>`` in front.
+    ``number_of_first``: the console line number of ``lines[0]`` (when only
+    a tail is kept); the numbers shown and ``first``/``last``/``mark`` count
+    from it."""
+    shift = number_of_first - 1
+    first, last = max(first, number_of_first), min(last, len(lines) + shift)
     width = len(str(last))
-    return [f"{'>>' if n == mark else '  '} {n:>{width}} | {printable(lines[n - 1])}"
+    return [f"{'>>' if n == mark else '  '} {n:>{width}} | {printable(lines[n - 1 - shift])}"
             for n in range(first, last + 1)]

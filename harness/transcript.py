@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from .errors import ProtocolError
-from .events import Boot, End, Event, Noise, Out, Start, Task
+from .events import Boot, End, Event, Noise, Out, Start, Task, select
 from .judge import Cited, RuleBroken, format_failure
 from .protocol import Parser
 from .text import decode
@@ -80,13 +79,7 @@ class Transcript:
         A key that is not a field of ``cls`` is a TypeError, so a typo cannot
         silently match nothing.
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(match) - names)
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)} "
-                            f"(fields: {', '.join(sorted(names - {'raw'}))})")
-        return [e for e in self.events if isinstance(e, cls)
-                and all(getattr(e, k) == v for k, v in match.items())]
+        return select(self.events, cls, match)
 
     def _index(self, event: Event) -> int:
         if not (0 <= event.seq < len(self.events) and self.events[event.seq] == event):

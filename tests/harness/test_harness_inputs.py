@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import OutputFlood, ProtocolError
-from harness.plugin import _positive_seconds
 from harness.protocol import parse_marker
-from harness.runner import RunConfig, run_scenario
+from harness.runner import RunConfig, parse_seconds, run_scenario
 from harness.text import excerpt, printable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +45,7 @@ def test_oversized_numbers_are_protocol_errors(text: str) -> None:
 @pytest.mark.parametrize("text", ["inf", "-inf", "nan", "0", "-3", "1e9"])
 def test_timeouts_must_be_finite_and_positive(text: str) -> None:
     with pytest.raises(ValueError):
-        _positive_seconds(text)
+        parse_seconds(text)
 
 
 def test_a_flood_that_cuts_a_marker_is_still_a_flood(fake_config: RunConfig, fake_qemu) -> None:

@@ -202,9 +202,5 @@ def test_all_pages_freed(t, kt):
 # --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
 
 def test_el0_not_judged_from_el0(run_el0):
-    """This scenario's inputs come from what the kernel announces in its boot
-    marker (the user section, the pool, NR_TASKS); a kernel without markers
-    announces none of it, so its rules stay with the marker judges."""
-    pytest.skip("not judged from EL0: this scenario's bad pointers, stacks and table limits "
-                "come from the kernel's boot marker (memory map, NR_TASKS), which a kernel "
-                "without markers does not give (docs/judging.md)")
+    """Skipped with the reason why (harness.el0.MARKER_ONLY)."""
+    run_el0(SCENARIO)

@@ -187,14 +187,13 @@ def test_el0_others_keep_running(u, kt):
 def test_el0_exited_pages_come_back(u, kt):
     p = kt.merged(kt.tagged(u, "p", 1))
     kt.need("done" in p and "sa" in p, "P to finish (test_el0_others_keep_running)")
-    again = kt.first_tagged(u, "p", 1)
     lines = [line for line in kt.tagged(u, "p", 1) if "again" in line.values]
     cite, where = kt.where_stopped(u, 1)
     u.check(lines and lines[0]["again"] == p["sa"], "exit: the pages of an exited task go back "
             "to the pool: the next malloc returns the lowest free page, A's stack",
             *([lines[0].event] if lines else cite),
             detail=(f"malloc returned {kt.u64(lines[0]['again']):#x}, A's stack was {p['sa']:#x}"
-                    if lines else where) if again else where)
+                    if lines else where))
     if u.rules == "project":
         u.check(lines[0]["nonzero"] == 0, "malloc: a page freed by an exited task must be "
                 "zeroed before it is handed out again", lines[0].event,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.el0 import MARKER_ONLY
 from harness.events import (AllExited, End, Fault, Out, PAlloc, PFree, PMove, Switch, Sys,
                             Task, Tick)
 
@@ -201,7 +202,7 @@ def test_seed_proof(t, kt):
 
 
 # Scenarios judged from EL0 facts (the others need kernel markers: docs/judging.md).
-EL0_SCENARIOS = [s for s in SCENARIOS if s not in ("clone_errors", "write_checks", "demo")]
+EL0_SCENARIOS = [s for s in SCENARIOS if s not in MARKER_ONLY]
 
 
 @pytest.fixture(params=EL0_SCENARIOS)
