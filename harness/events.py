@@ -87,6 +87,7 @@ class Boot(Event):
     user_base: int = _wire(Fmt.HEX)
     user_end: int = _wire(Fmt.HEX)
     write_max: int = _wire(Fmt.DEC)
+    priority: int | None = _wire(Fmt.DEC, optional=True)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class Sys(Event):
     a0: int = _wire(Fmt.HEX)
     a1: int = _wire(Fmt.HEX)
     a2: int = _wire(Fmt.HEX)
+    sp: int | None = _wire(Fmt.HEX, optional=True)
     ret: int | None = _wire(Fmt.SDEC, optional=True)
 
 

@@ -20,7 +20,8 @@ from typing import TypeVar
 
 from .errors import (CommandRejected, HarnessError, KernelDied, KernelPanic, KernelSilent,
                      KernelStalled, OutputFlood, RunTimeout)
-from .events import CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName
+from .events import (Boot, CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName, Switch,
+                     Task, Tick)
 from .image import ImageInfo, inspect_image
 from .prng import check_seed
 from .protocol import Parser
@@ -107,6 +108,48 @@ def _prune(directory: Path) -> None:
         old.unlink(missing_ok=True)
 
 
+def _ticks_in_slice(events: list[Event], tick: Tick) -> int:
+    """How many ticks ``tick``'s task had taken, ``tick`` included, since it
+    was last switched in (or since the run started)."""
+    n = 0
+    for e in reversed(events[:events.index(tick) + 1]):
+        if isinstance(e, Switch) and e.to == tick.pid:
+            break
+        n += isinstance(e, Tick) and e.pid == tick.pid
+    return n
+
+
+def what_stopped(events: list[Event]) -> str:
+    """What a stalled run's last markers say stopped, rule first: the kernel
+    never came back from the tick that ended a time slice (a scheduler that
+    finds nothing to run), or ticks stopped while the task went on."""
+    if not events:
+        return "no marker since QEMU started"
+    last = events[-1]
+    at = f"line {last.line}: {printable(last.raw, 120)!r}"
+    boot = next((e for e in events if isinstance(e, Boot)), None)
+    hz = f" ({boot.hz} a second)" if boot is not None else ""
+    ticks = [e for e in events if isinstance(e, Tick)]
+    if not ticks:
+        return (f"timer: the timer must tick{hz} while a task runs: no tick at all, and the "
+                f"last marker is {at} (a timer never started, or the kernel stuck with IRQs masked?)")
+    if isinstance(last, Task) and last.state == "zombie":
+        return (f"scheduling: when a task ends the scheduler must run another one (recharging "
+                f"the counters, counter / 2 + priority, if every slice is used): the kernel never "
+                f"came back from scheduling after {at} (no switch, no all_exited)")
+    used = _ticks_in_slice(events, ticks[-1])
+    if last is ticks[-1] and boot is not None and boot.priority is not None and used >= boot.priority:
+        return (f"scheduling: when every runnable task has used its time slice the counters must "
+                f"be recharged (counter / 2 + priority) and a task run: the kernel never came "
+                f"back from the tick at {at}, which ended pid {last.pid}'s slice ({used} ticks, "
+                f"priority {boot.priority}): no switch, no return to EL0 after it")
+    after = len(events) - 1 - events.index(ticks[-1])
+    return (f"timer: the timer must keep ticking{hz} while a task runs: no tick since "
+            f"n={ticks[-1].n} at line {ticks[-1].line} (pid {ticks[-1].pid}'s tick {used} of its "
+            f"slice), then {after} more markers (a timer not re-armed, or the kernel stuck with "
+            f"IRQs masked?)")
+
+
 class _Conversation:
     """The console of one boot, parsed as it arrives; turns what goes wrong
     into verdicts."""
@@ -149,12 +192,8 @@ class _Conversation:
                     raise self._stalled(stall) from None
 
     def _stalled(self, stall: float) -> KernelStalled:
-        last = self.parser.events[-1] if self.parser.events else None
-        where = (f"after line {last.line}: {printable(last.raw, 160)!r}" if last is not None
-                 else "since QEMU started")
-        return KernelStalled(f"no marker for {stall:g} s of QEMU CPU time (guest progress) {where}: "
-                             f"the guest runs but reports nothing (no tick, no switch, no output): "
-                             f"a timer that is not re-armed, or a task spinning with interrupts masked?")
+        quiet = f"{stall:g} s of QEMU CPU time (guest progress) without a marker"
+        return KernelStalled(f"{what_stopped(self.parser.events)}; then {quiet}")
 
     def _read_lines_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
         while (text := self._next_line(deadline)) is not None:

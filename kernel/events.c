@@ -102,6 +102,7 @@ void ev_boot(void)
     f_hex("user_base", (u64)__user_start);
     f_hex("user_end", (u64)__user_end);
     f_udec("write_max", WRITE_MAX);
+    f_udec("priority", DEFAULT_PRIORITY);
     end();
 }
 
@@ -152,7 +153,7 @@ void ev_tick(u64 pid, u64 n)
     end();
 }
 
-void ev_sys(u64 pid, u64 x8, u64 a0, u64 a1, u64 a2, bool has_ret, s64 ret)
+void ev_sys(u64 pid, u64 x8, u64 a0, u64 a1, u64 a2, u64 sp, bool has_ret, s64 ret)
 {
     begin("sys");
     f_udec("pid", pid);
@@ -161,6 +162,7 @@ void ev_sys(u64 pid, u64 x8, u64 a0, u64 a1, u64 a2, bool has_ret, s64 ret)
     f_hex("a0", a0);
     f_hex("a1", a1);
     f_hex("a2", a2);
+    f_hex("sp", sp);
     if (has_ret)
         f_sdec("ret", ret);
     end();

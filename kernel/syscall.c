@@ -91,13 +91,14 @@ static bool syscall_returns(u32 nr)
 void syscall_dispatch(struct pt_regs *regs)
 {
     u64 x8 = regs->regs[8], a0 = regs->regs[0], a1 = regs->regs[1], a2 = regs->regs[2];
+    u64 sp = regs->sp; /* sp_el0 at the svc: where the task's stack is */
     u32 nr = (u32)x8; /* only w8 names the call */
     syscall_fn fn = nr < NR_SYSCALLS ? syscall_table[nr] : sys_ni;
     long ret;
 
     if (!syscall_returns(nr))
-        ev_sys(current->pid, x8, a0, a1, a2, false, 0);
+        ev_sys(current->pid, x8, a0, a1, a2, sp, false, 0);
     ret = fn(regs);
     regs->regs[0] = (u64)ret; /* the one place a syscall's result is stored */
-    ev_sys(current->pid, x8, a0, a1, a2, true, ret);
+    ev_sys(current->pid, x8, a0, a1, a2, sp, true, ret);
 }

@@ -23,7 +23,7 @@ void ev_start(const char *scenario, u64 seed);
 void ev_task(u64 pid, u64 parent, const char *state, const char *reason);
 void ev_switch(u64 from, u64 to);
 void ev_tick(u64 pid, u64 n);
-void ev_sys(u64 pid, u64 x8, u64 a0, u64 a1, u64 a2, bool has_ret, s64 ret);
+void ev_sys(u64 pid, u64 x8, u64 a0, u64 a1, u64 a2, u64 sp, bool has_ret, s64 ret);
 void ev_out(u64 pid, const char *bytes, u64 len);
 void ev_palloc(u64 pid, u64 addr);
 void ev_pfree(u64 pid, u64 addr);
@@ -43,8 +43,8 @@ static inline void ev_task(u64 p, u64 pp, const char *s, const char *r)
 { (void)p; (void)pp; (void)s; (void)r; }
 static inline void ev_switch(u64 f, u64 t) { (void)f; (void)t; }
 static inline void ev_tick(u64 p, u64 n) { (void)p; (void)n; }
-static inline void ev_sys(u64 p, u64 x8, u64 a0, u64 a1, u64 a2, bool h, s64 r)
-{ (void)p; (void)x8; (void)a0; (void)a1; (void)a2; (void)h; (void)r; }
+static inline void ev_sys(u64 p, u64 x8, u64 a0, u64 a1, u64 a2, u64 sp, bool h, s64 r)
+{ (void)p; (void)x8; (void)a0; (void)a1; (void)a2; (void)sp; (void)h; (void)r; }
 static inline void ev_out(u64 p, const char *b, u64 l) { (void)p; (void)b; (void)l; }
 static inline void ev_palloc(u64 p, u64 a) { (void)p; (void)a; }
 static inline void ev_pfree(u64 p, u64 a) { (void)p; (void)a; }

@@ -12,7 +12,7 @@ import pytest
 
 from harness.errors import OutputFlood, ProtocolError
 from harness.protocol import parse_marker
-from harness.runner import RunConfig, parse_seconds, run_scenario
+from harness.runner import RunConfig, parse_seconds, run_scenario, what_stopped
 from harness.text import excerpt, printable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,9 +80,40 @@ def test_a_guest_that_computes_silently_is_stalled_not_timed_out(fake_config: Ru
     CPU seconds), not after the 30 s run timeout."""
     from harness.errors import KernelStalled
     fake_qemu.configure("spin")
-    with pytest.raises(KernelStalled, match=r"no marker for 0.5 s of QEMU CPU time .* after line \d+") as e:
+    with pytest.raises(KernelStalled, match=r"then 0.5 s of QEMU CPU time \(guest progress\) without a marker") as e:
         run_scenario(replace(fake_config, stall_cpu=0.5, run_timeout=30), "clone_twice", 42)
     assert "start scenario=clone_twice" in e.value.summary
+
+
+BOOT = ("@KT 0 boot proto=1 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
+        "pool_base=0x200000 pool_pages=1024 kernel_base=0x80000 kernel_end=0x1a2000 "
+        "user_base=0x1a0000 user_end=0x1a2000 write_max=1024 priority=2")
+SLICE = [BOOT, "@KT 1 start scenario=x seed=1", "@KT 2 task pid=1 parent=0 state=new reason=scenario",
+         "@KT 3 switch from=0 to=1", "@KT 4 tick pid=1 n=1"]
+
+
+def _events(lines: list[str]) -> list:
+    return [parse_marker(i + 1, text) for i, text in enumerate(lines)]
+
+
+@pytest.mark.parametrize("tail, says", [
+    (["@KT 5 tick pid=1 n=2"], "scheduling: when every runnable task has used its time slice the "
+                               "counters must be recharged"),
+    (["@KT 5 sys pid=1 nr=9 x8=0x9 a0=0x0 a1=0x0 a2=0x0 sp=0x201000 ret=-38"],
+     "timer: the timer must keep ticking (1000 a second) while a task runs: no tick since n=1 at line 5"),
+    ([], "timer: the timer must keep ticking"),  # tick 1 of a 2-tick slice: the task went on
+    (["@KT 5 sys pid=1 nr=3 x8=0x3 a0=0x0 a1=0x0 a2=0x0", "@KT 6 task pid=1 parent=0 state=zombie reason=exit"],
+     "scheduling: when a task ends the scheduler must run another one"),
+])
+def test_a_stall_names_what_stopped(tail: list[str], says: str) -> None:
+    """The stall verdict reads the last markers: a kernel that never came
+    back from the tick ending a slice (or from an exit) names the scheduler's
+    rule; ticks that stopped while the task went on name the timer's."""
+    assert what_stopped(_events(SLICE + tail)).startswith(says)
+
+
+def test_a_stall_before_any_tick_names_the_timer() -> None:
+    assert what_stopped(_events(SLICE[:4])).startswith("timer: the timer must tick (1000 a second)")
 
 
 def test_a_cached_verdict_keeps_a_bounded_tail(fake_config: RunConfig, fake_qemu) -> None:

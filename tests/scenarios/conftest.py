@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 import pytest
@@ -246,6 +247,68 @@ def project_rules(u: Any, why: str) -> None:
         pytest.skip(f"not judged under the lesson rule set: {why}")
 
 
+# --- root rules (marker runs) ---------------------------------------------------
+# A kernel-wide break (a child started on the wrong stack) derails every rule
+# of a scenario after it. Each scenario's first test, test_root_rules in
+# test_invariants.py, judges these; every other test of the run skips with
+# "not judged: needs ..." rather than repeating the damage as other rules.
+
+def child_stack_problem(t: Any) -> tuple[str, list[Any], str] | None:
+    """(rule, cited, detail) if a clone child did not start on its own stack
+    page: its first syscall ran with sp outside (stack, stack + 4096], or it
+    faulted before making one (every scenario's child writes first)."""
+    rule = "clone: the child must start with sp = stack + 4096 (on its own stack page)"
+    for new in t.of(Task, state="new", reason="clone"):
+        moves = [e for e in t.events[new.seq:] if isinstance(e, PMove) and e.to == new.pid][:1]
+        if not moves:
+            continue  # test_clone_event_order's rule
+        stack = moves[0].addr
+        first = next((e for e in t.events[new.seq:] if isinstance(e, (Sys, Fault))
+                      and e.pid == new.pid), None)
+        if isinstance(first, Fault):
+            return (rule, [moves[0], first],
+                    f"child {new.pid} faulted ({first.what}) at ELR {first.elr:#x}, FAR "
+                    f"{first.far:#x} before its first syscall; its stack page is {stack:#x}")
+        if isinstance(first, Sys) and first.sp is not None and not stack < first.sp <= stack + PAGE_SIZE:
+            return (rule, [moves[0], first],
+                    f"child {new.pid}'s first syscall ran with sp={first.sp:#x}; its stack page "
+                    f"is [{stack:#x}, {stack + PAGE_SIZE:#x})")
+    return None
+
+
+#: Kernel-wide root rules, judged first on every marker run, most basic first.
+ROOT_CHECKS = (child_stack_problem,)
+ROOT_TEST = "test_root_rules"
+
+
+def root_problem(t: Any) -> tuple[str, list[Any], str] | None:
+    """The first kernel-wide root rule this run breaks, or None."""
+    for check in ROOT_CHECKS:
+        problem = check(t)
+        if problem is not None:
+            return problem
+    return None
+
+
+def judge_root_rules(t: Any) -> None:
+    """Fail with the first root rule the run breaks."""
+    __tracebackhide__ = True
+    problem = root_problem(t)
+    if problem is not None:
+        rule, cited, detail = problem
+        t.fail(rule, *cited, detail=detail)
+
+
+def marker_run(run_scenario: Any, scenario: str, request: pytest.FixtureRequest) -> Any:
+    """The marker run of ``scenario`` for one test: every test but
+    test_root_rules skips when a root rule is broken (that test says which)."""
+    t = run_scenario(scenario)
+    if getattr(request.node, "originalname", request.node.name) != ROOT_TEST:
+        problem = root_problem(t)
+        need(problem is None, f"{problem[0] if problem else ''} ({ROOT_TEST}[{scenario}])")
+    return t
+
+
 # --- events -------------------------------------------------------------------
 
 def pid_of(ev: Any) -> int | None:
@@ -401,10 +464,35 @@ def scenario_of(item: pytest.Item) -> str | None:
     return getattr(getattr(item, "module", None), "SCENARIO", None)
 
 
+#: The order scenarios are judged in, most basic first: a kernel bug shows
+#: first where the least else is needed to see it (a register not restored
+#: fails regs_preserved before it garbles clone_twice). Scenarios not listed
+#: come after these, in file order.
+SUITE_ORDER = ("invalid_syscall", "regs_preserved", "write_checks", "malloc_exhaustion",
+               "clone_twice", "fairness", "exit_zombie", "clone_errors", "el0_faults", "demo")
+
+
+def _suite_rank(item: pytest.Item) -> tuple[int, int]:
+    """Where item goes: its scenario's place in SUITE_ORDER, and within a
+    scenario test_root_rules first, then the scenario's own tests, then the
+    invariants every run keeps."""
+    name = scenario_of(item)
+    rank = SUITE_ORDER.index(name) if name in SUITE_ORDER else len(SUITE_ORDER)
+    if getattr(item, "originalname", item.name) == ROOT_TEST:
+        return rank, 0
+    return rank, 2 if item.path.name == "test_invariants.py" else 1
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist (--dist loadgroup), keep every test of one scenario on one
-    worker: the run is cached per worker, so the scenario then boots once."""
+    """Judge scenarios in SUITE_ORDER, each with its root rules first (a
+    stable sort: file order within each part). Under xdist (--dist
+    loadgroup), keep every test of one scenario on one worker: the run is
+    cached per worker, so the scenario then boots once."""
+    here = Path(__file__).parent
+    mine = [i for i, item in enumerate(items) if item.path.parent == here]
+    for i, item in zip(mine, sorted((items[i] for i in mine), key=_suite_rank)):
+        items[i] = item
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:

@@ -22,8 +22,8 @@ FULL = ["full"]
 
 
 @pytest.fixture
-def t(run_scenario):
-    return run_scenario(SCENARIO)
+def t(run_scenario, kt, request):
+    return kt.marker_run(run_scenario, SCENARIO, request)
 
 
 def clone_call(t, kt, pid, line):

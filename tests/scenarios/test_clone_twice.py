@@ -17,8 +17,8 @@ CT_ROUNDS = 4  # clone_twice.c: progress lines per child
 
 
 @pytest.fixture
-def t(run_scenario):
-    return run_scenario(SCENARIO)
+def t(run_scenario, kt, request):
+    return kt.marker_run(run_scenario, SCENARIO, request)
 
 
 def expected(seed, kt):

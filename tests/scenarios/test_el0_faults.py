@@ -27,8 +27,8 @@ MAY_SURVIVE = {"sp"}
 
 
 @pytest.fixture
-def t(run_scenario):
-    return run_scenario(SCENARIO)
+def t(run_scenario, kt, request):
+    return kt.marker_run(run_scenario, SCENARIO, request)
 
 
 def children(t, kt):

@@ -16,8 +16,8 @@ TURNS = 12
 
 
 @pytest.fixture
-def t(run_scenario, kt):
-    return run_scenario(SCENARIO)
+def t(run_scenario, kt, request):
+    return kt.marker_run(run_scenario, SCENARIO, request)
 
 
 def seed_values(t, kt):

@@ -17,8 +17,8 @@ MAX_TICKS_IN_A_ROW = 8  # ticks one child may take while the other waits
 
 
 @pytest.fixture
-def t(run_scenario):
-    return run_scenario(SCENARIO)
+def t(run_scenario, kt, request):
+    return kt.marker_run(run_scenario, SCENARIO, request)
 
 
 def children(t, kt):

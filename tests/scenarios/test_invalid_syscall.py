@@ -21,8 +21,8 @@ ENOSYS = -abi.ENOSYS
 
 
 @pytest.fixture
-def t(run_scenario):
-    return run_scenario(SCENARIO)
+def t(run_scenario, kt, request):
+    return kt.marker_run(run_scenario, SCENARIO, request)
 
 
 def plan(seed, kt):

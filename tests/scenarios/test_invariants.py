@@ -32,8 +32,15 @@ SCENARIOS = registered_scenarios()
 
 
 @pytest.fixture(params=SCENARIOS)
-def t(request, run_scenario):
-    return run_scenario(request.param)
+def t(request, run_scenario, kt):
+    return kt.marker_run(run_scenario, request.param, request)
+
+
+def test_root_rules(t, kt):
+    """Kernel-wide rules whose break derails everything after it (a child
+    started on the wrong stack): judged first for every scenario; when one
+    is broken the run's other tests skip with "not judged: needs ..."."""
+    kt.judge_root_rules(t)
 
 
 def _acts(e):

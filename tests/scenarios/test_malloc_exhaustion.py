@@ -20,8 +20,8 @@ SYS_MALLOC = 1
 
 
 @pytest.fixture
-def t(run_scenario):
-    return run_scenario(SCENARIO)
+def t(run_scenario, kt, request):
+    return kt.marker_run(run_scenario, SCENARIO, request)
 
 
 def seed_values(t, kt):

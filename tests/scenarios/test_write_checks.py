@@ -21,8 +21,8 @@ TOO_LONG = ["cap_first", "long", "max_plus1"]
 
 
 @pytest.fixture
-def t(run_scenario):
-    return run_scenario(SCENARIO)
+def t(run_scenario, kt, request):
+    return kt.marker_run(run_scenario, SCENARIO, request)
 
 
 def seed_values(seed, kt):
