@@ -13,6 +13,10 @@
 #define FA_LINES 5             /* progress lines a child prints */
 #define FA_TURNS 100000UL      /* additions a chunk (~0.3 M instructions) */
 #define FA_MAX_CHUNKS 1000UL   /* bound for a kernel that never switches */
+/* ~1.5 ticks of spinning before the second clone, so the parent (usually)
+ * clones with part of its slice used: a child that inherited what is left
+ * of its caller's counter, not a fresh slice, then shows a short first one. */
+#define FA_MIDSLICE_SPIN 750000UL
 
 static u64 fa_start[2], fa_step[2];
 static volatile unsigned long fa_chunks[2]; /* chunks each child has done */
@@ -58,6 +62,9 @@ USER_SCENARIO(fairness)
         fa_start[k] = u_rng_next(&rng);
         fa_step[k] = u_rng_next(&rng);
     }
-    for (unsigned long k = 0; k < 2; k++)
+    for (unsigned long k = 0; k < 2; k++) {
+        if (k == 1)
+            u_spin(FA_MIDSLICE_SPIN);
         u_printf("clone k=%lu ret=%ld\n", k, u_clone(fa_child, k, u_malloc()));
+    }
 }

@@ -94,7 +94,8 @@ def test_failed_clone_changes_nothing(t, kt):
     pid = kt.first_pid(t)
     pages = kt.Pages(t)
     failed = [case(t, kt, pid, n)[1] for n in BAD + FULL]
-    failed += [s for _, s in fill_calls(t, kt, pid) if s.ret is not None and s.ret < 0]
+    failed += [s for _, s in fill_calls(t, kt, pid)]
+    failed = [s for s in failed if s.ret is not None and s.ret < 0]  # the rest: other tests' rules
     for s in failed:
         start = kt.previous_of_pid(t, s, s.pid)
         acts = [e for e in kt.between(t, start, s)
@@ -111,9 +112,42 @@ def test_failed_clone_changes_nothing(t, kt):
                 "another live task at this clone", s, detail=f"owner {owner}")
 
 
+def table_full_problem(t, kt):
+    """Precondition of the full-table rules: at the parent's 'full' clone
+    every user slot holds a live task. (rule, cited, detail) if not."""
+    pid = kt.first_pid(t)
+    limit = t.boot.nr_tasks - 1
+    _, full = case(t, kt, pid, "full")
+    live = live_at(t, full)
+    if len(live) == limit:
+        return None
+    early = [s for _, s in fill_calls(t, kt, pid) if s.ret == EAGAIN and len(live_at(t, s)) < limit]
+    if early:
+        return ("clone: -EAGAIN only when all nr_tasks-1 user slots hold live tasks (zombies do "
+                "not count)", [early[0]], f"the chain's clone failed with {len(live_at(t, early[0]))} "
+                f"of {limit} slots live, so the table never filled")
+    chain = case(t, kt, pid, "chain")[1]
+    gone = [e for e in t.before(full) if isinstance(e, Task) and e.state == "zombie"
+            and e.seq > chain.seq]
+    return ("scenario clone_errors: the table must be full at the parent's clone (C1 and every "
+            "filler stay live until released)", [*gone[:2], full],
+            f"{len(live)} of {limit} user tasks were live at it"
+            + (f"; pid {gone[0].pid} ended before its release" if gone else ""))
+
+
+def test_table_filled(t, kt):
+    """Precondition of the full-table rules, judged once: the chain filled
+    the table and nobody left it before the parent's clone."""
+    problem = table_full_problem(t, kt)
+    if problem is not None:
+        rule, cited, detail = problem
+        t.fail(rule, *cited, detail=detail)
+
+
 def test_table_full_is_eagain(t, kt):
     pid = kt.first_pid(t)
     limit = t.boot.nr_tasks - 1
+    kt.need(table_full_problem(t, kt) is None, "the table full at the parent's clone (test_table_filled)")
     calls = fill_calls(t, kt, pid)
     t.check(bool(calls) and calls[-1][1].ret is not None and calls[-1][1].ret < 0,
             f"clone: with all {limit} user slots holding live tasks clone must fail with "
@@ -142,6 +176,7 @@ def test_table_full_is_eagain(t, kt):
 
 def test_einval_checked_before_eagain(t, kt):
     pid = kt.first_pid(t)
+    kt.need(table_full_problem(t, kt) is None, "the table full at the parent's clone (test_table_filled)")
     line, s = case(t, kt, pid, "full_misaligned")
     live = live_at(t, s)
     t.check(len(live) == t.boot.nr_tasks - 1, "scenario: the table must be full at this "

@@ -95,6 +95,57 @@ def test_progress_interleaves(t, kt):
                 "first and last progress lines")
 
 
+def slices(t, pid):
+    """pid's time slices that a tick ended: (ticks it took, the switch that
+    began it, the switch that ended it), from the whole run."""
+    out, count, began, prev = [], None, None, None
+    for e in t.events:
+        if isinstance(e, Switch) and e.to == pid:
+            count, began = 0, e
+        elif isinstance(e, Tick) and e.pid == pid and count is not None:
+            count += 1
+        elif isinstance(e, Switch) and e.from_ == pid and count is not None:
+            if isinstance(prev, Tick) and prev.pid == pid:  # preempted, not exited
+                out.append((count, began, e))
+            count = None
+        prev = e
+    return out
+
+
+def priority(t, kt):
+    """The priority (ticks per slice) the kernel announced at boot."""
+    kt.need(t.boot.priority is not None, "the boot marker's priority (this kernel does not "
+            "announce it)")
+    return t.boot.priority
+
+
+def test_child_starts_with_a_fresh_slice(t, kt):
+    """A new child's first slice is a whole one: `priority` ticks (it
+    inherits its parent's priority, not what is left of its counter)."""
+    prio = priority(t, kt)
+    for pid in children(t, kt):
+        got = slices(t, pid)
+        t.check(bool(got), "scheduling: a CPU-bound child must be preempted by a tick "
+                "(switch away right after its tick)", *kt.last_events_of(t, pid, 1),
+                detail=f"pid {pid} was never switched out by a tick")
+        n, began, ended = got[0]
+        t.check(n == prio, "clone: the child gets its caller's priority and a fresh time "
+                f"slice ({prio} ticks, the boot marker's priority)", began, ended,
+                detail=f"pid {pid}'s first slice lasted {n} ticks")
+
+
+def test_time_slice_is_priority_ticks(t, kt):
+    """Counters run down one a tick and are recharged to counter / 2 +
+    priority: a CPU-bound task preempted at zero always ran `priority` ticks."""
+    prio = priority(t, kt)
+    for pid in children(t, kt):
+        for n, began, ended in slices(t, pid)[1:]:
+            t.check(n == prio, "scheduling: a time slice must last `priority` ticks (each "
+                    "tick takes one from the counter; at zero every counter is recharged to "
+                    "counter / 2 + priority)", began, ended,
+                    detail=f"pid {pid} ran {n} ticks in this slice; its priority is {prio}")
+
+
 def test_children_start_after_creation(t, kt):
     for pid in children(t, kt):
         new = kt.new_of(t, pid)

@@ -4,6 +4,11 @@ Each variant is a patch in fixtures/variants/ applied to a temporary copy of
 kernel/. The copy is built, and the scenario judge the variant targets is run
 against it in a child pytest. The variant is caught only if that judge fails
 and its report names the rule the patch breaks.
+
+A variant whose judge is the whole suite (``SUITE``) is run with ``-x`` in
+suite order (tests/scenarios/conftest.py SUITE_ORDER): pytest stops at the
+first failing test, so its one report must name the root rule, not a
+knock-on failure of a later rule or scenario.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ VARIANTS_DIR = ROOT / "fixtures" / "variants"
 BUILD_TIMEOUT_S = 300
 JUDGE_TIMEOUT_S = 300
 JUDGE_RUN_TIMEOUT_S = 15  # per QEMU run inside the child pytest
+SUITE = "tests/scenarios"  # judge: the whole suite, first failure only
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,20 @@ VARIANTS = [
             "a write must change no register but x0"),
     Variant("scheduler_never_preempts", "tests/scenarios/test_fairness.py",
             "a time slice must end"),
+    Variant("child_slice_not_fresh", "tests/scenarios/test_fairness.py",
+            "clone: the child gets its caller's priority and a fresh time slice"),
+    # Root rule first: the first failure of the whole suite names the cause.
+    Variant("child_sp_not_set", SUITE,
+            "rule broken: clone: the child must start with sp = stack + 4096"),
+    Variant("timer_not_rearmed", SUITE,  # later scenarios: KernelStalled, "timer: ... keep ticking"
+            "rule broken: timer: a task busy at EL0 must be interrupted by timer ticks"),
+    Variant("scheduler_never_recharges", SUITE,
+            "KernelStalled: scheduling: when every runnable task has used its time slice the "
+            "counters must be recharged"),
+    Variant("scheduler_ignores_priority", SUITE,
+            "rule broken: scheduling: a time slice must last `priority` ticks"),
+    Variant("exception_return_drops_x9", SUITE,
+            "must get every register back (x1..x30, sp, NZCV)\n  pid 1 after its spin: x9:"),
 ]
 
 
@@ -101,6 +121,8 @@ def test_broken_kernel_is_caught(variant: Variant, tmp_path: Path, kt_seed: int)
     cmd = [sys.executable, "-m", "pytest", str(ROOT / variant.judge), "-q", "-p", "no:cacheprovider",
            "-p", "no:xdist", f"--kernel={image}", f"--run-timeout={JUDGE_RUN_TIMEOUT_S}",
            f"--transcript-dir={tmp_path / 'transcripts'}", f"--seed={kt_seed}"]
+    if variant.judge == SUITE:
+        cmd.append("-x")
     judged = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=JUDGE_TIMEOUT_S,
                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     report = judged.stdout + judged.stderr
