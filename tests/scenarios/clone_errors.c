@@ -19,11 +19,13 @@
 #define CE_MAX_FILL 20         /* chain links at most (a broken kernel) */
 #define CE_WAIT_MAX 50000000UL /* bound on any busy wait (a broken kernel) */
 #define CE_RETRIES 2000UL      /* final clone attempts */
+#define CE_OUTLIVE_SPIN 2000000UL /* ~4 ticks: the table's last task outlives the parent */
 
 static char ce_user_page[4096] __attribute__((aligned(4096)));
 static volatile u64 ce_c1_page;     /* a page C1 owns, published by C1 */
 static volatile int ce_release;     /* the fillers may exit */
 static volatile int ce_full;        /* a filler's clone failed: table full */
+static volatile int ce_parent_done; /* the parent is about to exit */
 static volatile int ce_done[CE_MAX_FILL + 1]; /* filler k is about to exit */
 static volatile u64 ce_stack[CE_MAX_FILL];    /* filler k's clone: stack */
 static volatile long ce_ret[CE_MAX_FILL];     /* filler k's clone: result */
@@ -62,10 +64,13 @@ static long ce_c1(unsigned long arg)
 }
 
 /* Filler k: clone filler k + 1 on a page of its own (the chain stops at
- * the first failure), then spin until released. */
+ * the first failure), then spin until released. The filler whose clone
+ * failed, the task that filled the table, then outlives the parent: the
+ * run's last task sits in the last slot the table had free. */
 static long ce_filler(unsigned long k)
 {
     unsigned long w;
+    int filled_it = 1;
 
     if (k < CE_MAX_FILL) {
         u64 page = (u64)u_malloc();
@@ -73,13 +78,18 @@ static long ce_filler(unsigned long k)
         ce_stack[k] = page;
         ce_ret[k] = ret;
         ce_known[k] = 1;
-        if (ret <= 0)
-            ce_full = 1;
-    } else {
-        ce_full = 1;
+        filled_it = ret <= 0;
     }
+    if (filled_it)
+        ce_full = 1;
     for (w = 0; !ce_release && w < U_WAIT(CE_WAIT_MAX); w++)
         ;
+    if (filled_it) {
+        for (w = 0; !ce_parent_done && w < U_WAIT(CE_WAIT_MAX); w++)
+            ;
+        u_spin(CE_OUTLIVE_SPIN);
+        u_printf("outlive k=%lu\n", k);
+    }
     ce_done[k] = 1;
     return 0;
 }
@@ -107,12 +117,13 @@ static unsigned long ce_chain_length(void)
     return k + 1;
 }
 
-/* Fillers that have not yet said they are done. */
+/* Fillers that have not yet said they are done, but the last one (the
+ * one that filled the table waits for the parent). */
 static unsigned long ce_left(unsigned long fillers)
 {
     unsigned long n = 0;
 
-    for (unsigned long k = 0; k < fillers; k++)
+    for (unsigned long k = 0; k + 1 < fillers; k++)
         n += !ce_done[k];
     return n;
 }
@@ -174,4 +185,5 @@ USER_SCENARIO(clone_errors)
     }
     u_printf("last tries=%lu stack=0x%lx ret=%ld\n", tries, stack, ret);
     u_printf("parent fillers=%lu left=%lu\n", fillers, ce_left(fillers));
+    ce_parent_done = 1;
 }

@@ -22,7 +22,8 @@ import pytest
 from harness.abi import (EAGAIN, EFAULT, EINVAL, ENOSYS, SYS_CLONE,  # noqa: F401 (kt.*)
                          SYS_EXIT, SYS_MALLOC, SYS_WRITE)
 from harness.el0 import UAfterExit, UClone, UCloned, UEvent, UExit  # noqa: F401 (kt.*)
-from harness.events import Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task, Tick
+from harness.events import (AllExited, Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task,
+                            Tick)
 from harness.prng import MASK64, SplitMix64
 
 REG_NAMES = [f"x{i}" for i in range(31)] + ["nzcv", "sp", "sp0"]
@@ -276,8 +277,23 @@ def child_stack_problem(t: Any) -> tuple[str, list[Any], str] | None:
     return None
 
 
+def early_end_problem(t: Any) -> tuple[str, list[Any], str] | None:
+    """(rule, cited, detail) if the kernel said all_exited while a user task
+    had not exited: the run ended under every later rule's feet."""
+    done = t.of(AllExited)
+    if not done:
+        return None
+    zombies = {e.pid for e in t.before(done[0]) if isinstance(e, Task) and e.state == "zombie"}
+    alive = [p for p in t.pids() if p not in zombies]
+    if not alive:
+        return None
+    return ("run: all_exited may only come when every user task has exited (a live task in "
+            "any table slot, the last one too, counts)", [done[0], *last_events_of(t, alive[0], 1)],
+            f"pids still live at all_exited: {alive}")
+
+
 #: Kernel-wide root rules, judged first on every marker run, most basic first.
-ROOT_CHECKS = (child_stack_problem,)
+ROOT_CHECKS = (early_end_problem, child_stack_problem)
 ROOT_TEST = "test_root_rules"
 
 
@@ -301,11 +317,18 @@ def judge_root_rules(t: Any) -> None:
 
 def marker_run(run_scenario: Any, scenario: str, request: pytest.FixtureRequest) -> Any:
     """The marker run of ``scenario`` for one test: every test but
-    test_root_rules skips when a root rule is broken (that test says which)."""
+    test_root_rules skips when a root rule is broken (that test says which),
+    or fails with the root rule when that test is not in the session."""
+    __tracebackhide__ = True
     t = run_scenario(scenario)
-    if getattr(request.node, "originalname", request.node.name) != ROOT_TEST:
-        problem = root_problem(t)
-        need(problem is None, f"{problem[0] if problem else ''} ({ROOT_TEST}[{scenario}])")
+    if getattr(request.node, "originalname", request.node.name) == ROOT_TEST:
+        return t
+    problem = root_problem(t)
+    if problem is not None:
+        root = f"{ROOT_TEST}[{scenario}]"
+        if not any(item.name == root for item in request.session.items):
+            judge_root_rules(t)  # not collected in this session (one file run): say it here
+        need(False, f"{problem[0]} ({root})")
     return t
 
 

@@ -66,6 +66,10 @@ VARIANTS = [
             "a time slice must end"),
     Variant("child_slice_not_fresh", "tests/scenarios/test_fairness.py",
             "clone: the child gets its caller's priority and a fresh time slice"),
+    Variant("zombie_slot_reaped_first", "tests/scenarios/test_invariants.py",
+            "exit: a zombie's slot may be reused only when no slot is unused"),
+    Variant("last_slot_not_counted", "tests/scenarios/test_clone_errors.py",
+            "run: all_exited may only come when every user task has exited"),
     # Root rule first: the first failure of the whole suite names the cause.
     Variant("child_sp_not_set", SUITE,
             "rule broken: clone: the child must start with sp = stack + 4096"),
