@@ -119,6 +119,24 @@ def _ticks_in_slice(events: list[Event], tick: Tick) -> int:
     return n
 
 
+def _idle_verdict(events: list[Event]) -> str:
+    """What a run that only idles says: every task exited but no all_exited
+    came, or live tasks are left waiting while the idle task runs."""
+    live: dict[int, Event] = {}
+    for e in events:
+        if isinstance(e, Task) and e.state == "new":
+            live[e.pid] = e
+        elif isinstance(e, Task) and e.state == "zombie":
+            live.pop(e.pid, None)
+    busy = [e for e in events if not (isinstance(e, Tick) and e.pid == 0)]
+    since = f"line {busy[-1].line}: {printable(busy[-1].raw, 120)!r}" if busy else "the start"
+    if not live:
+        return (f"run: when the last user task has exited the kernel must say all_exited (then "
+                f"end): every task is a zombie, yet only idle ticks since {since}")
+    return (f"scheduling: the idle task may run only when no user task is runnable: pids "
+            f"{sorted(live)} are live, yet only idle ticks since {since}")
+
+
 def what_stopped(events: list[Event]) -> str:
     """What a stalled run's last markers say stopped, rule first: the kernel
     never came back from the tick that ended a time slice (a scheduler that
@@ -127,6 +145,8 @@ def what_stopped(events: list[Event]) -> str:
         return "no marker since QEMU started"
     last = events[-1]
     at = f"line {last.line}: {printable(last.raw, 120)!r}"
+    if isinstance(last, Tick) and last.pid == 0:
+        return _idle_verdict(events)
     boot = next((e for e in events if isinstance(e, Boot)), None)
     hz = f" ({boot.hz} a second)" if boot is not None else ""
     ticks = [e for e in events if isinstance(e, Tick)]
@@ -163,6 +183,7 @@ class _Conversation:
         self.lines = lines
         self.on_line = on_line
         self.commanded = False  #: a command was sent: from then on a quiet, busy guest has stalled
+        self.idle_since: float | None = None  #: QEMU CPU s at the first idle tick since other news
 
     def _read_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
         """Read lines until an event of ``kinds`` (returned) or the console
@@ -191,9 +212,25 @@ class _Conversation:
                 if stall is not None and qemu_cpu_seconds(self.qemu.pid) - cpu_at_last > stall:
                     raise self._stalled(stall) from None
 
-    def _stalled(self, stall: float) -> KernelStalled:
-        quiet = f"{stall:g} s of QEMU CPU time (guest progress) without a marker"
+    def _stalled(self, stall: float, idle: bool = False) -> KernelStalled:
+        quiet = (f"{stall:g} s of QEMU CPU time (guest progress) with only idle ticks" if idle
+                 else f"{stall:g} s of QEMU CPU time (guest progress) without a marker")
         return KernelStalled(f"{what_stopped(self.parser.events)}; then {quiet}")
+
+    def _watch_idle(self, item: object) -> None:
+        """Raise KernelStalled once the guest has computed ``stall_cpu``
+        seconds with nothing but idle ticks (tick pid=0) to show for it: a
+        kernel idling with live tasks, or one that never says all_exited.
+        QEMU's CPU time is read only on idle ticks."""
+        stall = self.cfg.stall_cpu if self.commanded else None
+        if stall is None or not (isinstance(item, Tick) and item.pid == 0):
+            self.idle_since = None
+            return
+        now = qemu_cpu_seconds(self.qemu.pid)
+        if self.idle_since is None:
+            self.idle_since = now
+        elif now - self.idle_since > stall:
+            raise self._stalled(stall, idle=True)
 
     def _read_lines_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
         while (text := self._next_line(deadline)) is not None:
@@ -201,6 +238,7 @@ class _Conversation:
             if self.on_line is not None:
                 self.on_line(text)
             item = self.parser.feed(len(self.lines), text)
+            self._watch_idle(item)
             if isinstance(item, CommandError):
                 hint = ("; `python -m harness list` shows the scenarios this kernel has"
                         if item.what == "unknown_scenario" else "")

@@ -112,6 +112,18 @@ def test_a_stall_names_what_stopped(tail: list[str], says: str) -> None:
     assert what_stopped(_events(SLICE + tail)).startswith(says)
 
 
+@pytest.mark.parametrize("tail, says", [
+    (["@KT 5 switch from=1 to=0", "@KT 6 tick pid=0 n=2"],
+     "scheduling: the idle task may run only when no user task is runnable: pids [1] are live"),
+    (["@KT 5 sys pid=1 nr=3 x8=0x3 a0=0x0 a1=0x0 a2=0x0", "@KT 6 task pid=1 parent=0 state=zombie reason=exit",
+      "@KT 7 switch from=1 to=0", "@KT 8 tick pid=0 n=2"],
+     "run: when the last user task has exited the kernel must say all_exited"),
+])
+def test_only_idle_ticks_name_what_is_missing(tail: list[str], says: str) -> None:
+    """A run whose guest only idles: live tasks left waiting, or no all_exited."""
+    assert what_stopped(_events(SLICE + tail)).startswith(says)
+
+
 def test_a_stall_before_any_tick_names_the_timer() -> None:
     assert what_stopped(_events(SLICE[:4])).startswith("timer: the timer must tick (1000 a second)")
 
