@@ -153,6 +153,11 @@ class Qemu:
             if e.errno != errno.EIO:
                 raise
 
+    def has_line(self) -> bool:
+        """True if a whole line has been read and waits to be handed out
+        (read_line then returns at once)."""
+        return bool(self._lines)
+
     def read_line(self, deadline: float) -> str | None:
         """The next console line without its line end; None once QEMU has
         closed the console (an unterminated last fragment comes out as a line
