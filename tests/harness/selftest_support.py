@@ -137,3 +137,18 @@ def stop_session(proc: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:  # the group is empty: all ended
         pass
     proc.wait()
+
+
+def wait_peak_rss(proc: subprocess.Popen[bytes], within: float) -> tuple[int, int] | None:
+    """Wait up to ``within`` seconds for ``proc`` to end and reap it with
+    wait4: (its exit code, its peak RSS in bytes), the peak being the largest
+    of its own and of every descendant it reaped (xdist workers, QEMUs), not a
+    sum. None if it still runs."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_maxrss * 1024  # Linux counts KiB
+        time.sleep(0.05)
+    return None
