@@ -1,7 +1,7 @@
 """Timing figures for the harness (``make bench``; not a test).
 
     python -m harness.bench [--kernel IMG] [--runs N] [--seed N] [--scenario NAME ...]
-                            [--realtime] [--no-suite]
+                            [--realtime] [--no-suite] [--no-floods]
 
 For each scenario: the median wall time of a run through the harness
 (spawn on a pty, parse, save) next to a bare run of the same QEMU command
@@ -16,6 +16,14 @@ floor is QEMU raspi3b's own boot-to-exit on an image that exits at once
 judge the lesson-style kernel fixtures/lesson5 from EL0 (``--submission``:
 port, build and every scenario).
 
+Hostile consoles, with the harness's fake QEMU (tests/harness/fake_qemu.py;
+skipped with --no-floods): what one console line of 1 MiB without a line end
+costs a run (wall and the harness's own CPU time; 256 KiB beside it shows
+whether the cost is linear) and the whole suite; and the peak memory (RSS)
+of the pytest processes of a whole-suite session against a kernel that
+prints "ab" lines forever, serially and with ``-n 2`` (each process notes
+its own peak: this module is also a pytest plugin, ``-p harness.bench``).
+
 Wall times are only as steady as the machine is idle. The default,
 deterministic mode (-icount) fixes the guest's work, so the overhead column
 measures the harness alone; with --realtime the guest's work itself varies
@@ -25,17 +33,22 @@ with the host's speed (a slower run sees more timer ticks).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pty
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .build import ensure_built
+from .errors import HarnessError
 from .prng import parse_seed
 from .qemu import qemu_argv
 from .runner import DEFAULT_KERNEL, RunConfig, list_scenarios, prepare, run_scenario
@@ -43,6 +56,12 @@ from .runner import DEFAULT_KERNEL, RunConfig, list_scenarios, prepare, run_scen
 FLOOR_IMAGE = "build/bad-images/exit.img"
 GRADE_N = 20  #: submissions per grading figure
 TIMEOUT = 60.0
+SESSION_TIMEOUT = 900.0  #: seconds a whole-suite session against a flooding fake may take
+FAKE_QEMU = "tests/harness/fake_qemu.py"
+FAKE_TRANSCRIPT = "fixtures/transcripts/hand_clone_twice_42.txt"
+LONG_LINE = 1 << 20  #: bytes of the console line without a line end
+PEAK_DIR = "KT_BENCH_PEAK_DIR"  #: env: where each pytest process of a measured session notes its peak
+PEAK_BOUND_MIB = 200  #: what a pytest process may peak at (issue 8; tests/harness asserts it)
 
 
 def _median_ms(runs: int, once: Callable[[], object]) -> float:
@@ -101,12 +120,14 @@ def _bare_run(argv: list[str], command: bytes | None, on_pty: bool) -> None:
                     pipe.close()
 
 
-def _suite_seconds(root: Path, kernel: Path, seed: int, extra: list[str]) -> tuple[float, str]:
+def _suite_seconds(root: Path, kernel: Path, seed: int, extra: list[str],
+                   env: dict[str, str] | None = None) -> tuple[float, str]:
     """Wall time of ``pytest tests/scenarios`` and its last output line."""
     argv = [sys.executable, "-m", "pytest", "tests/scenarios", "-q", "-p", "no:cacheprovider",
             f"--kernel={kernel}", "--seed", str(seed), *extra]
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
+    proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False, env=env,
+                          timeout=SESSION_TIMEOUT)
     lines = proc.stdout.strip().splitlines()
     return time.perf_counter() - start, lines[-1] if lines else f"exit status {proc.returncode}"
 
@@ -143,6 +164,104 @@ def _grading_seconds(root: Path, kind: str, source: Path, n: int) -> float:
     return time.perf_counter() - start
 
 
+def pytest_unconfigure(config: Any) -> None:
+    """As a pytest plugin (``-p harness.bench``) with $KT_BENCH_PEAK_DIR set:
+    each process of the session (the controller, every xdist worker) writes
+    its peak RSS in KiB to ``<dir>/<controller|worker>-<pid>`` as it ends."""
+    directory = os.environ.get(PEAK_DIR)
+    if directory:
+        role = "worker" if hasattr(config, "workerinput") else "controller"
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        Path(directory, f"{role}-{os.getpid()}").write_text(str(peak))
+
+
+def _fake_qemu(root: Path) -> Path:
+    """An executable that runs the harness's fake QEMU (its mode comes from
+    FAKE_QEMU_MODE in the environment)."""
+    exe = root / "build" / "bench" / "fake" / "qemu-system-aarch64"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{root / FAKE_QEMU}" "$@"\n')
+    exe.chmod(0o755)
+    return exe
+
+
+def _fake_env(root: Path, mode: str, **extra: str) -> dict[str, str]:
+    """The environment that makes the fake QEMU play ``mode``."""
+    return {**os.environ, "FAKE_QEMU_MODE": mode, "FAKE_QEMU_TRANSCRIPT": str(root / FAKE_TRANSCRIPT),
+            "FAKE_QEMU_FOLLOW": "1", **extra}
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    """Run the block with ``env`` as this process's environment (QEMUs the
+    runner spawns inherit it)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _long_line_run(cfg: RunConfig, root: Path, size: int, runs: int) -> tuple[float, float, str]:
+    """Median wall and harness CPU seconds of a run whose console, after the
+    start marker, is one line of ``size`` bytes with no line end (then QEMU
+    exits), and the verdict it got."""
+    walls, cpus, verdict = [], [], "passed"
+    with _environ(_fake_env(root, "longline", FAKE_QEMU_LINE_BYTES=str(size))):
+        for _ in range(runs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                run_scenario(cfg, "clone_twice", 42)
+            except HarnessError as e:
+                verdict = type(e).__name__
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), verdict
+
+
+def _session_peaks(root: Path, kernel: Path, fake: Path, extra: list[str]) -> tuple[int, list[int], str]:
+    """Peak RSS in KiB of the controller and of each xdist worker (none if
+    serial) of a whole-suite session against the fake QEMU printing "ab"
+    lines forever, and the session's last line."""
+    with tempfile.TemporaryDirectory(prefix="kt-peaks-") as peaks:
+        argv = [sys.executable, "-m", "pytest", "tests/scenarios", "-q", "-p", "no:cacheprovider",
+                "-p", "harness.bench", f"--qemu={fake}", f"--kernel={kernel}", "--seed", "42",
+                f"--transcript-dir={root / 'build' / 'bench' / 'fake-transcripts'}", *extra]
+        proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False,
+                              env=_fake_env(root, "ablines", **{PEAK_DIR: peaks}), timeout=SESSION_TIMEOUT)
+        found = {p.name: int(p.read_text()) for p in Path(peaks).iterdir()}
+    lines = proc.stdout.strip().splitlines()
+    controller = max((v for k, v in found.items() if k.startswith("controller-")), default=0)
+    workers = [v for k, v in found.items() if k.startswith("worker-")]
+    return controller, workers, lines[-1] if lines else f"exit status {proc.returncode}"
+
+
+def _floods(root: Path, kernel: Path, runs: int) -> None:
+    """Print the hostile-console figures (module docstring)."""
+    fake = _fake_qemu(root)
+    cfg = RunConfig(kernel=kernel, qemu=str(fake), deterministic=False, run_timeout=TIMEOUT,
+                    transcript_dir=root / "build" / "bench" / "fake-transcripts")
+    wall, cpu, verdict = _long_line_run(cfg, root, LONG_LINE, runs)
+    quarter_wall, quarter_cpu, _ = _long_line_run(cfg, root, LONG_LINE // 4, runs)
+    print(f"\n1 MiB console line without newline: {wall:.2f} s per run, harness CPU {cpu:.2f} s "
+          f"(256 KiB: {quarter_wall:.2f} s, CPU {quarter_cpu:.2f} s; linear: CPU x{cpu / quarter_cpu:.1f} "
+          f"for 4x the bytes); verdict {verdict} (median of {runs}, fake QEMU)")
+    for mode in ("longline", "replay"):
+        seconds, last = _suite_seconds(root, kernel, 42, [f"--qemu={fake}", "--transcript-dir",
+                                       str(cfg.transcript_dir)], env=_fake_env(root, mode))
+        what = "every run ends in that line" if mode == "longline" else "a short run replayed, to compare"
+        print(f"  suite against it, serial ({what}): {seconds:6.2f} s   [{last}]")
+    for label, extra in (("serial", []), ("-n 2", ["-p", "xdist", "-n", "2", "--dist", "loadgroup"])):
+        controller, workers, last = _session_peaks(root, kernel, fake, extra)
+        shown = f"controller {controller >> 10} MiB" + (
+            f", worker peak {max(workers) >> 10} MiB ({len(workers)} workers)" if workers else "")
+        print(f"memory: 'ab' lines forever, whole suite {label:>6}: {shown} (bound {PEAK_BOUND_MIB} MiB)"
+              f"   [{last}]")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the table; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m harness.bench", description="Timing figures "
@@ -156,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                              "guest does the same work in every run, so the overhead column is "
                              "not blurred by the host's speed)")
     parser.add_argument("--no-suite", action="store_true", help="skip the whole-suite timings")
+    parser.add_argument("--no-floods", action="store_true", help="skip the hostile-console figures "
+                        "(a 1 MiB line without a line end, memory of an endless flood of lines)")
     args = parser.parse_args(argv)
     root = Path.cwd()
     kernel = args.kernel or root / DEFAULT_KERNEL
@@ -205,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds = _grading_seconds(root, kind, source, n)
             print(f"grade {n} copies of the {kind} kernel (-j {os.cpu_count()}): {seconds:6.1f} s, "
                   f"{seconds / n:.2f} s per submission; 100 submissions: about {seconds / n * 100:.0f} s")
+    if not args.no_floods:
+        _floods(root, kernel, args.runs)
     return 0
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NoReturn, TypeVar
 
 from .errors import ImageError
-from .events import Noise, select
+from .events import Noise, NoiseLines, select
 from .judge import Cited, RuleBroken, format_failure
 from .prng import MASK64
 from .quoting import QUOTED_BODY, unquote
@@ -183,7 +183,7 @@ class El0Parser:
 
     def __init__(self) -> None:
         self.events: list[UEvent] = []
-        self.noise: list[Noise] = []
+        self.noise = NoiseLines()
         self.anomalies: list[Anomaly] = []
         self._next_seq: dict[int, int] = {}
 
@@ -226,7 +226,7 @@ class El0Transcript:
 
     lines: list[str]
     events: list[UEvent]
-    noise: list[Noise]
+    noise: Sequence[Noise]  #: a NoiseLines when parsed
     anomalies: list[Anomaly]
     scenario: str
     seed: int

@@ -10,9 +10,10 @@ file is the one place a kind or a field is declared.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, overload
 
 
 class Fmt(enum.Enum):
@@ -68,6 +69,50 @@ class Noise:
 
     line: int
     text: str
+
+
+class NoiseLines(Sequence[Noise]):
+    """The noise lines of a console in order, stored compactly: per line its
+    number in an array and a reference to its text, not a Noise object and
+    an int (some 80 bytes more). A kernel printing short lines forever sends
+    a million of them before its flood verdict. Noise objects are made as
+    they are read; a NoiseLines equals any sequence of the same Noise."""
+
+    def __init__(self, items: Iterable[Noise] = ()) -> None:
+        self._numbers = array("q")
+        self._texts: list[str] = []
+        for item in items:
+            self.append(item)
+
+    def append(self, noise: Noise) -> None:
+        """Add ``noise`` (after every line before it)."""
+        self._numbers.append(noise.line)
+        self._texts.append(noise.text)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    @overload
+    def __getitem__(self, index: int) -> Noise: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Noise]: ...
+    def __getitem__(self, index: int | slice) -> Noise | list[Noise]:
+        if isinstance(index, slice):
+            return [Noise(n, t) for n, t in zip(self._numbers[index], self._texts[index])]
+        return Noise(self._numbers[index], self._texts[index])
+
+    def __iter__(self) -> Iterator[Noise]:
+        return (Noise(n, t) for n, t in zip(self._numbers, self._texts))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"NoiseLines({list(self)!r})"
 
 
 @dataclass(frozen=True)

@@ -294,8 +294,21 @@ def _probe(config: pytest.Config, session: _Session) -> None:
         raise pytest.UsageError(f"--submission {session.submission}: {result.summary}")
 
 
+class _ShortInterrupt:
+    """On Ctrl-C pytest formats the whole traceback (source and arguments of
+    every frame) only to print its last line, unless --full-trace: this
+    keeps only that entry, so an interrupted session stops at once."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo: ExceptionInfo[BaseException]) -> None:
+        if len(excinfo.traceback) > 1:
+            excinfo.traceback = excinfo.traceback[-1:]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSION] = _make_session(config)
+    if not getattr(config.option, "fulltrace", False):
+        config.pluginmanager.register(_ShortInterrupt(), "kt-short-interrupt")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .abi import SYS_EXIT
 from .errors import ProtocolError
-from .events import (KINDS, Boot, End, Event, FieldSpec, Fmt, ListEnd, Noise,
+from .events import (KINDS, Boot, End, Event, FieldSpec, Fmt, ListEnd, Noise, NoiseLines,
                      Out, Ready, ScenarioName, Start, Sys)
 from .prng import MASK64
 from .quoting import QUOTED_BODY, unquote
@@ -186,7 +186,7 @@ class Parser:
         self.scenario = scenario
         self.seed = seed
         self.events: list[Event] = []
-        self.noise: list[Noise] = []
+        self.noise = NoiseLines()
         self._listed = 0  # scenario markers since the last ready
 
     @property

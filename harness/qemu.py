@@ -2,7 +2,8 @@
 
 ``Qemu`` is a context manager. However the block is left (normally, by a
 verdict, by KeyboardInterrupt), QEMU is killed if it still runs, reaped, and
-its pty closed. Should the harness process itself die (SIGKILL, a crashed
+its pty closed: politely after a run, with SIGKILL at once when the harness
+is interrupted (Ctrl-C must stop a session within 2 s). Should the harness process itself die (SIGKILL, a crashed
 xdist worker), the kernel sends QEMU SIGKILL (PR_SET_PDEATHSIG), and closing
 the pty master hangs up QEMU's session. No QEMU outlives its run.
 
@@ -47,6 +48,7 @@ CHUNK = 1 << 16  #: bytes asked of os.read at a time
 #: far more than QEMU's UART emits in that time, so QEMU never waits for it.
 GATHER = 0.001
 TERM_GRACE = 0.05  #: seconds between pexpect's terminate() escalation steps
+KILL_WAIT = 1.0  #: seconds an interrupted harness waits for QEMU to die of SIGKILL
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
@@ -141,7 +143,8 @@ class Qemu:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.close()
+        # KeyboardInterrupt, SystemExit, pytest.exit: not a verdict, the harness is stopping.
+        self.close(at_once=exc_type is not None and not issubclass(exc_type, Exception))
 
     def send(self, text: str) -> None:
         """Type ``text`` on QEMU's console. If QEMU has already hung up, the
@@ -152,6 +155,11 @@ class Qemu:
         except OSError as e:
             if e.errno != errno.EIO:
                 raise
+
+    def has_line(self) -> bool:
+        """True if a whole line has been read and waits to be handed out
+        (read_line then returns at once)."""
+        return bool(self._lines)
 
     def read_line(self, deadline: float) -> str | None:
         """The next console line without its line end; None once QEMU has
@@ -207,21 +215,31 @@ class Qemu:
     def wait_exit(self, deadline: float) -> ExitStatus | None:
         """Wait until QEMU exits, reap it and return how; None if it still
         runs at ``deadline`` (time.monotonic())."""
-        child = self._child
-        assert child is not None, "QEMU is not running"
-        if child.isalive():
-            pidfd = os.pidfd_open(child.pid)
-            try:
-                select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
-            finally:
-                os.close(pidfd)
-            if child.isalive():
-                return None
-        return ExitStatus(child.exitstatus, child.signalstatus)
+        assert self._child is not None, "QEMU is not running"
+        return _wait(self._child, deadline)
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
         """Kill QEMU if it still runs (SIGHUP, SIGCONT, SIGINT, then SIGKILL,
-        TERM_GRACE apart), reap it, close the pty. Idempotent."""
+        TERM_GRACE apart; ``at_once``: SIGKILL first), reap it, close the pty.
+        Idempotent."""
         child, self._child = self._child, None
-        if child is not None:
-            child.close(force=True)
+        if child is None:
+            return
+        if at_once:
+            child.kill(signal.SIGKILL)  # only if it still runs
+            _wait(child, time.monotonic() + KILL_WAIT)
+        child.close(force=True)  # with QEMU reaped: closes the pty at once
+
+
+def _wait(child: pexpect.spawn, deadline: float) -> ExitStatus | None:
+    """Wait until ``child`` exits, reap it and return how; None if it still
+    runs at ``deadline`` (time.monotonic())."""
+    if child.isalive():
+        pidfd = os.pidfd_open(child.pid)
+        try:
+            select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(pidfd)
+        if child.isalive():
+            return None
+    return ExitStatus(child.exitstatus, child.signalstatus)

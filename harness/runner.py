@@ -92,7 +92,8 @@ def save_transcript(path: Path, lines: list[str]) -> Path:
     the directory to its KEEP_TRANSCRIPTS newest transcripts; return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(b"".join(encode(line) + b"\n" for line in lines))
+    with open(tmp, "wb") as f:  # line by line: a flood's million lines are not copied at once
+        f.writelines(encode(line) + b"\n" for line in lines)
     os.replace(tmp, path)
     _prune(path.parent)
     return path
@@ -200,7 +201,11 @@ class _Conversation:
     def _next_line(self, deadline: float) -> str | None:
         """The next console line, as Qemu.read_line; while the console is quiet,
         raises KernelStalled once QEMU has computed ``stall_cpu`` seconds
-        (guest progress) since the last line, with no marker to show for it."""
+        (guest progress) since the last line, with no marker to show for it.
+        A line already read is handed out without looking at QEMU's CPU time
+        (a /proc read per line made a flood of short lines cost 15 s)."""
+        if self.qemu.has_line():
+            return self.qemu.read_line(deadline)
         cpu_at_last = qemu_cpu_seconds(self.qemu.pid)
         while True:
             try:

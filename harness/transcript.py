@@ -27,7 +27,7 @@ class Transcript:
                  kernel: Path | None = None) -> None:
         self.lines: list[str] = list(lines)
         self.events: list[Event] = list(parser.events)
-        self.noise: list[Noise] = list(parser.noise)
+        self.noise: Sequence[Noise] = parser.noise  # a NoiseLines: compact, equal to a list of Noise
         self.exit_code = exit_code
         self.path = path
         self.kernel = kernel  #: the image that ran (named in the replay hint)

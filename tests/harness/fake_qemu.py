@@ -3,14 +3,14 @@
 Run as ``python fake_qemu.py <qemu arguments>``; what it does comes from
 the environment, so a test can pass it to the runner as its QEMU:
 
-FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, spin, ablines, die, stuck,
-                    cut, hang,
-                    closes, quits
+FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, spin, ablines, longline,
+                    die, stuck, cut, hang, closes, quits
 FAKE_QEMU_TRANSCRIPT  the console to replay (a fixtures/transcripts file)
 FAKE_QEMU_EXIT      exit status after a replay (default 0)
 FAKE_QEMU_PIDFILE   write this process's pid here first
 FAKE_QEMU_ARGVFILE  write the arguments here (JSON)
 FAKE_QEMU_BOOTLOG   append one line per start here
+FAKE_QEMU_LINE_BYTES  the length of mode longline's line (default 1 MiB)
 FAKE_QEMU_FOLLOW    if set, the replayed echo and start name the command's
                     scenario and seed instead of the transcript's
 
@@ -20,12 +20,14 @@ nothing, forever. deaf: like silent but ignores SIGHUP/SIGINT/SIGTERM. flood:
 boot, read the command, then print 'U' forever without a newline.
 markerflood: replay up to start, then well-formed tick markers forever.
 spin: replay up to start, then busy-loop silently (CPU time goes on).
-ablines: boot, read the command, then print "ab" lines forever. die: boot,
-read the command, print one marker, exit 3. stuck: replay up to start, then
-sleep. cut: like stuck, but first print CUT (half a marker, no line end).
-hang: replay everything, then sleep instead of exiting. closes: print
-the lines before ready, close the console, keep running. quits: boot and
-exit at once without reading the command.
+ablines: boot, read the command, then print "ab" lines forever. longline:
+replay up to start, print FAKE_QEMU_LINE_BYTES of 'a' with no line end, and
+exit (the console closes mid-line). die: boot, read the command, print one
+marker, exit 3. stuck: replay up to start, then sleep. cut: like stuck, but
+first print CUT (half a marker, no line end). hang: replay everything, then
+sleep instead of exiting. closes: print the lines before ready, close the
+console, keep running. quits: boot and exit at once without reading the
+command.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import time
 
 
 CUT = "@KT 3 tas"  #: what mode cut leaves unterminated
+LINE_BYTES = 1 << 20  #: mode longline's line, unless FAKE_QEMU_LINE_BYTES says otherwise
 
 
 def emit(lines: list[str]) -> None:
@@ -112,6 +115,12 @@ def main() -> int:
         emit(rest[:next(i for i, line in enumerate(rest) if " start " in line) + 1])
         while True:
             pass
+    if mode == "longline":  # one huge line with no line end, then QEMU is gone
+        emit(rest[:next(i for i, line in enumerate(rest) if " start " in line) + 1])
+        left = int(env.get("FAKE_QEMU_LINE_BYTES", LINE_BYTES))
+        while left > 0:
+            left -= os.write(1, b"a" * min(left, 1 << 16))
+        return 0
     if mode in ("stuck", "cut"):
         emit(rest[:next(i for i, line in enumerate(rest) if " start " in line) + 1])
         if mode == "cut":

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -48,6 +54,12 @@ def gone(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
 
+def ended(pid: int) -> bool:
+    """True if ``pid`` is gone or a zombie: an orphan's reaping is init's job."""
+    stat = proc_stat(pid)
+    return stat is None or stat[0] == "Z"
+
+
 @dataclass
 class FakeQemu:
     """The fake QEMU of one test: ``path`` is the executable to run."""
@@ -72,3 +84,71 @@ class FakeQemu:
     def boots(self) -> int:
         log = self.dir / "boots"
         return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+T = TypeVar("T")
+
+
+def wait_for(what: Callable[[], T], within: float, step: float = 0.02) -> T:
+    """Poll ``what()`` until it is true (returned) or ``within`` seconds pass
+    (its last, false value returned)."""
+    deadline = time.monotonic() + within
+    while not (found := what()) and time.monotonic() < deadline:
+        time.sleep(step)
+    return found
+
+
+def fake_qemus(image: Path) -> list[int]:
+    """Pids of the running fake QEMUs (or the shell about to exec one) that
+    boot ``image``: a test's own image path tells its QEMUs from those of
+    tests running beside it. Zombies have no command line: not listed."""
+    wanted = b"\0-kernel\0" + os.fsencode(image) + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:  # it exited while we looked
+                continue
+            if wanted in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def scenario_session(fake: FakeQemu, image: Path, out: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A child ``pytest`` over ``args`` (scenario test files and options)
+    judging ``image`` with the fake QEMU, in a session and process group of
+    its own, as a terminal runs it (its pgid is its pid); its output goes to
+    ``out`` (a pipe nobody reads could fill and stall it). The caller ends it
+    with ``stop_session`` in a ``finally``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT"))}
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--qemu={fake.path}",
+            f"--kernel={image}", f"--transcript-dir={fake.dir / 'transcripts'}", "--seed", "42", *args]
+    with open(out, "wb") as f:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_session(proc: subprocess.Popen[bytes]) -> None:
+    """Kill what is left of a ``scenario_session``, its xdist workers too
+    (its process group; its QEMUs follow by PR_SET_PDEATHSIG), and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group is empty: all ended
+        pass
+    proc.wait()
+
+
+def wait_peak_rss(proc: subprocess.Popen[bytes], within: float) -> tuple[int, int] | None:
+    """Wait up to ``within`` seconds for ``proc`` to end and reap it with
+    wait4: (its exit code, its peak RSS in bytes), the peak being the largest
+    of its own and of every descendant it reaped (xdist workers, QEMUs), not a
+    sum. None if it still runs."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_maxrss * 1024  # Linux counts KiB
+        time.sleep(0.05)
+    return None

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from selftest_support import FakeQemu, scenario_session, stop_session, wait_peak_rss
 
-from harness.errors import OutputFlood, ProtocolError
+from harness.errors import HarnessError, KernelDied, OutputFlood, ProtocolError
 from harness.protocol import parse_marker
 from harness.runner import RunConfig, parse_seconds, run_scenario, what_stopped
 from harness.text import excerpt, printable
 
 ROOT = Path(__file__).resolve().parents[2]
+PEAK_RSS_BOUND = 200 << 20  #: what a pytest process judging a flood may peak at (issue 8)
 
 
 def test_console_escapes_cannot_reach_the_terminal() -> None:
@@ -147,3 +150,48 @@ def test_a_cached_verdict_keeps_a_bounded_tail(fake_config: RunConfig, fake_qemu
     assert len(verdict.lines) <= verdict.KEEP_LINES and verdict.total_lines > 250_000
     assert kept < 8 << 20, f"{kept >> 20} MiB still held after settle()"
     assert f"of {verdict.total_lines} console lines" in verdict.report()
+
+
+@pytest.mark.parametrize("args", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_session_judging_ab_lines_forever_peaks_under_200_mib(
+        fake_qemu: FakeQemu, make_image: Callable[..., Path], tmp_path: Path, args: list[str]) -> None:
+    """The test above bounds what a cached verdict keeps; this one bounds
+    the peak while a flood of "ab" lines comes in (a million lines before
+    the 4 MiB verdict), in a real session: every pytest process, the
+    controller and each xdist worker (each boots clone_twice once), peaks
+    under 200 MiB (issue 8; it was 394 MiB). wait4 gives the largest peak of
+    the session and the processes it reaped; `make bench` prints each."""
+    if args:
+        pytest.importorskip("xdist")
+    fake_qemu.configure("ablines")
+    out = tmp_path / "out.txt"
+    proc = scenario_session(fake_qemu, make_image(), out, "tests/scenarios/test_clone_twice.py", *args)
+    try:
+        ended = wait_peak_rss(proc, 120)
+    finally:
+        stop_session(proc)
+    text = out.read_text()
+    assert ended is not None, f"the session did not end within 120 s:\n{text[-3000:]}"
+    code, peak = ended
+    assert code == pytest.ExitCode.TESTS_FAILED and "OutputFlood: the console printed more than" in text
+    assert peak < PEAK_RSS_BOUND, f"a pytest process peaked at {peak >> 20} MiB"
+
+
+def test_a_1mib_line_without_a_line_end_is_one_bounded_verdict(fake_config: RunConfig,
+                                                               fake_qemu: FakeQemu) -> None:
+    """A console line of 1 MiB with no line end (issue 8: it once made `make
+    check` take 54 s instead of 6), then QEMU gone: one KernelDied verdict.
+    The line is kept whole (the transcript is the evidence), the verdict's
+    message and report are bounded, and so is the tail a session caches.
+    What it costs is a `make bench` figure, not a timing assertion here."""
+    size = 1 << 20
+    fake_qemu.configure("longline")
+    fake_qemu.monkeypatch.setenv("FAKE_QEMU_LINE_BYTES", str(size))
+    with pytest.raises(KernelDied, match=r"its last line: 'a+\.\.\. \(1048576 chars\)'$") as e:
+        run_scenario(fake_config, "clone_twice", 42)
+    verdict = e.value
+    assert verdict.lines[-1] == "a" * size and verdict.lines[-2].startswith("@KT 2 start")
+    assert verdict.path is not None and verdict.path.read_bytes().endswith(b"\n" + b"a" * size + b"\n")
+    assert len(verdict.summary) < 500 and len(verdict.report()) < 10 * HarnessError.KEEP_CHARS
+    settled = verdict.settle()
+    assert max(map(len, settled.lines)) == HarnessError.KEEP_CHARS and settled.total_lines == 5

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fake_qemu import CUT
-from selftest_support import HAND, ROOT, TRANSCRIPTS, FakeQemu, gone, proc_stat
+from selftest_support import HAND, ROOT, TRANSCRIPTS, FakeQemu, ended, gone
 
 from harness.errors import (CommandRejected, ImageError, KernelDied, KernelPanic, KernelSilent,
                             OutputFlood, ProtocolError, QemuNotFound, RunTimeout)
@@ -226,12 +226,7 @@ def test_qemu_dies_with_the_harness_process(fake_qemu: FakeQemu) -> None:
     finally:
         harness.wait()
     deadline = time.monotonic() + 10
-    while not _dead(qemu_pid) and time.monotonic() < deadline:
+    while not ended(qemu_pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert _dead(qemu_pid)
+    assert ended(qemu_pid)
 
-
-def _dead(pid: int) -> bool:
-    """Gone, or a zombie waiting for init to reap it."""
-    stat = proc_stat(pid)
-    return stat is None or stat[0] == "Z"
