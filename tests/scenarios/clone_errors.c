@@ -1,16 +1,16 @@
 /* clone_errors: clone with bad stacks (misaligned, NULL, in the user
  * section, in the kernel, past RAM, a free pool page, the caller's own
  * stack page, pages owned by another task) must fail with -EINVAL and
- * change nothing. The caller's sp on a page's edges (clone_edge.S): at the
- * page's top the page holds the caller's stack (-EINVAL); at its bottom
- * the stack is in the page below, so clone succeeds (the child exits at
- * once and the parent waits until it has). Then a chain of children fills
- * the task table: each filler mallocs a page, clones the next filler on it
- * and spins until released, so the table fills at the pace of the
- * scheduler, not of one task's slices; the chain ends when a clone fails
- * (-EAGAIN). The parent's own clone must then fail with -EAGAIN too (and a
- * bad stack must still get -EINVAL first). The fillers are released, all
- * exit, and one more clone must succeed in a reused zombie slot.
+ * change nothing. Then a chain of children fills the task table: each
+ * filler mallocs a page, clones the next filler on it and spins until
+ * released, so the table fills at the pace of the scheduler, not of one
+ * task's slices; the chain ends when a clone fails (-EAGAIN). The parent's
+ * own clone must then fail with -EAGAIN too (and a bad stack must still get
+ * -EINVAL first). The fillers are released, all exit, and one more clone
+ * must succeed in a reused zombie slot. Last, the caller's sp on a page's
+ * edges (clone_edge.S): at the page's top the page holds the caller's
+ * stack (-EINVAL); at its bottom the stack is in the page below, so clone
+ * succeeds (the child exits at once and the parent waits until it has).
  * The parent prints "c_<case> stack=0x.. ret=.." per call (the sp cases
  * add "sp=0x..") and "fill i=.. stack=.. ret=.." per chain link; the judge
  * (test_clone_errors.py) replays the task events.
@@ -183,10 +183,6 @@ USER_SCENARIO(clone_errors)
     ce_try("other_stack", s1, ce_never);
     ce_try("other_page", ce_c1_page, ce_never);
 
-    /* The caller's sp exactly on a page's edges: its top, its bottom. */
-    ce_try_sp("sp_top", (u64)u_malloc(), U_PAGE_SIZE);
-    ce_try_sp("sp_below", (u64)u_malloc(), 0);
-
     /* Fill the table with the chain of fillers, then try once more. While
      * the fillers spin the parent gets one slice in 15: print nothing until
      * they are gone. */
@@ -215,5 +211,11 @@ USER_SCENARIO(clone_errors)
     }
     u_printf("last tries=%lu stack=0x%lx ret=%ld\n", tries, stack, ret);
     u_printf("parent fillers=%lu left=%lu\n", fillers, ce_left(fillers));
+
+    /* The caller's sp exactly on a page's edges: its top, its bottom. Last,
+     * while the filler that filled the table still holds the last slot: a
+     * zombie made before the filling would be the slot that filler takes. */
+    ce_try_sp("sp_top", (u64)u_malloc(), U_PAGE_SIZE);
+    ce_try_sp("sp_below", (u64)u_malloc(), 0);
     ce_parent_done = 1;
 }

@@ -1,11 +1,12 @@
 """Judge of scenario clone_errors (tests/scenarios/clone_errors.c).
 
-The parent tries clone with bad stacks, then with pages another task owns,
-then with its sp exactly on a page's edges (its top: -EINVAL; its bottom:
-the stack is in the page below, so clone succeeds); then a chain of children (each clones the next on a page of its own, then
+The parent tries clone with bad stacks, then with pages another task owns;
+then a chain of children (each clones the next on a page of its own, then
 spins until released) fills the task table until a clone fails; the parent
 checks -EAGAIN (and -EINVAL first for a bad stack when the table is full),
-releases them, and clones once more into a reused zombie slot.
+releases them, and clones once more into a reused zombie slot. Last, it
+clones with its sp exactly on a page's edges (its top: -EINVAL; its bottom:
+the stack is in the page below, so clone succeeds).
 """
 from __future__ import annotations
 
