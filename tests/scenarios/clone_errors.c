@@ -7,10 +7,13 @@
  * task's slices; the chain ends when a clone fails (-EAGAIN). The parent's
  * own clone must then fail with -EAGAIN too (and a bad stack must still get
  * -EINVAL first). The fillers are released, all exit, and one more clone
- * must succeed in a reused zombie slot.
- * The parent prints "c_<case> stack=0x.. ret=.." per call and "fill i=..
- * stack=.. ret=.." per chain link; the judge (test_clone_errors.py)
- * replays the task events.
+ * must succeed in a reused zombie slot. Last, the caller's sp on a page's
+ * edges (clone_edge.S): at the page's top the page holds the caller's
+ * stack (-EINVAL); at its bottom the stack is in the page below, so clone
+ * succeeds (the child exits at once and the parent waits until it has).
+ * The parent prints "c_<case> stack=0x.. ret=.." per call (the sp cases
+ * add "sp=0x..") and "fill i=.. stack=.. ret=.." per chain link; the judge
+ * (test_clone_errors.py) replays the task events.
  *
  * Seed draws, in order: mis (misalignment, 1 + d % 4095), word (printed by
  * the last child). */
@@ -20,6 +23,11 @@
 #define CE_WAIT_MAX 50000000UL /* bound on any busy wait (a broken kernel) */
 #define CE_RETRIES 2000UL      /* final clone attempts */
 #define CE_OUTLIVE_SPIN 2000000UL /* ~4 ticks: the table's last task outlives the parent */
+#define CE_EXIT_POLLS 200UL    /* bound on the checks that an sp child exited */
+#define CE_POLL_SPIN 250000UL  /* u_spin turns between two such checks */
+
+/* clone_edge.S: clone(page) with sp set to `sp` at the svc; the child exits. */
+long ce_clone_with_sp(u64 page, u64 sp);
 
 static char ce_user_page[4096] __attribute__((aligned(4096)));
 static volatile u64 ce_c1_page;     /* a page C1 owns, published by C1 */
@@ -38,6 +46,24 @@ static long ce_try(const char *name, u64 stack, long (*fn)(unsigned long))
     long ret = u_clone(fn, 0, (void *)stack);
 
     u_printf("c_%s stack=0x%lx ret=%ld\n", name, stack, ret);
+    return ret;
+}
+
+/* clone(page) made with the caller's sp at page + sp_off, reported as
+ * "c_<name> stack=.. sp=.. ret=..". If a child was made, first wait until
+ * it has exited: its page is then free, so writing the (zeroed) page stops
+ * returning 0 and gets -EFAULT. The table filling starts without it. */
+static long ce_try_sp(const char *name, u64 page, u64 sp_off)
+{
+    u64 sp = page + sp_off;
+    long ret = ce_clone_with_sp(page, sp);
+
+    for (unsigned long i = 0; ret > 0 && i < CE_EXIT_POLLS; i++) {
+        if (u_write((const char *)page) == -EFAULT)
+            break;
+        u_spin(CE_POLL_SPIN);
+    }
+    u_printf("c_%s stack=0x%lx sp=0x%lx ret=%ld\n", name, page, sp, ret);
     return ret;
 }
 
@@ -185,5 +211,11 @@ USER_SCENARIO(clone_errors)
     }
     u_printf("last tries=%lu stack=0x%lx ret=%ld\n", tries, stack, ret);
     u_printf("parent fillers=%lu left=%lu\n", fillers, ce_left(fillers));
+
+    /* The caller's sp exactly on a page's edges: its top, its bottom. Last,
+     * while the filler that filled the table still holds the last slot: a
+     * zombie made before the filling would be the slot that filler takes. */
+    ce_try_sp("sp_top", (u64)u_malloc(), U_PAGE_SIZE);
+    ce_try_sp("sp_below", (u64)u_malloc(), 0);
     ce_parent_done = 1;
 }

@@ -4,7 +4,9 @@ The parent tries clone with bad stacks, then with pages another task owns;
 then a chain of children (each clones the next on a page of its own, then
 spins until released) fills the task table until a clone fails; the parent
 checks -EAGAIN (and -EINVAL first for a bad stack when the table is full),
-releases them, and clones once more into a reused zombie slot.
+releases them, and clones once more into a reused zombie slot. Last, it
+clones with its sp exactly on a page's edges (its top: -EINVAL; its bottom:
+the stack is in the page below, so clone succeeds).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ EINVAL, EAGAIN = -abi.EINVAL, -abi.EAGAIN
 BAD = ["misaligned", "null", "user_section", "kernel", "past_ram", "free_page",
        "own_stack", "other_stack", "other_page", "full_misaligned"]
 FULL = ["full"]
+SP_TOP, SP_BELOW = "sp_top", "sp_below"  # the caller's sp = stack + 4096, = stack
 
 
 @pytest.fixture
@@ -93,7 +96,7 @@ def test_bad_stack_is_einval(t, kt):
 def test_failed_clone_changes_nothing(t, kt):
     pid = kt.first_pid(t)
     pages = kt.Pages(t)
-    failed = [case(t, kt, pid, n)[1] for n in BAD + FULL]
+    failed = [case(t, kt, pid, n)[1] for n in BAD + FULL + [SP_TOP]]
     failed += [s for _, s in fill_calls(t, kt, pid)]
     failed = [s for s in failed if s.ret is not None and s.ret < 0]  # the rest: other tests' rules
     for s in failed:
@@ -110,6 +113,42 @@ def test_failed_clone_changes_nothing(t, kt):
         owner = pages.before(s).get(s.a0)
         t.check(owner is not None and owner != pid, "scenario: the page must belong to "
                 "another live task at this clone", s, detail=f"owner {owner}")
+
+
+def sp_edge_case(t, kt, pid, name, offset):
+    """(result line, clone sys, detail) of an sp case, once the scenario's
+    precondition holds: the svc ran with sp = stack + offset."""
+    line, s = case(t, kt, pid, name)
+    stack, printed = kt.u64(line["stack"]), kt.u64(line["sp"])
+    sp = s.sp if s.sp is not None else printed
+    if printed != stack + offset or sp != stack + offset:
+        t.fail(f"scenario clone_errors: the {name} clone must be made with sp = stack + "
+               f"{offset}", s, line.event,
+               detail=f"stack={stack:#x}, sp at the svc={sp:#x}, printed sp={printed:#x}")
+    return line, s, f"stack={stack:#x}, sp={sp:#x}: kernel ret={s.ret}, task saw {line['ret']}"
+
+
+def test_caller_sp_at_page_top_is_einval(t, kt):
+    """sp == stack + 4096: the caller's stack is in the stack page."""
+    pid = kt.first_pid(t)
+    line, s, detail = sp_edge_case(t, kt, pid, SP_TOP, t.boot.page_size)
+    t.check(s.ret == EINVAL and line["ret"] == EINVAL,
+            "clone: a stack page whose top is the caller's sp (sp == stack + 4096) holds the "
+            "caller's own stack pointer and must get -EINVAL (-22)", s, line.event, detail=detail)
+
+
+def test_caller_sp_at_page_bottom_is_not_held(t, kt):
+    """sp == stack: the caller's stack is in the page below, not in this one."""
+    pid = kt.first_pid(t)
+    line, s, detail = sp_edge_case(t, kt, pid, SP_BELOW, 0)
+    t.check(s.ret is not None and s.ret > 0 and line["ret"] == s.ret,
+            "clone: the caller's sp at a page's bottom (sp == stack) is in the page below: the "
+            "page does not hold the caller's stack, so clone must succeed", s, line.event,
+            detail=detail)
+    start = kt.previous_of_pid(t, s, s.pid)
+    moves = [e for e in kt.between(t, start, s) if isinstance(e, PMove) and e.addr == s.a0]
+    t.check(len(moves) == 1 and moves[0].from_ == pid and moves[0].to == s.ret,
+            "clone: the stack page must pass from the caller to the child (pmove)", s, *moves)
 
 
 def table_full_problem(t, kt):

@@ -18,6 +18,8 @@ FORMAT = b"%s%n%x%d%p%%\n"
 ALL_BYTES = bytes(range(1, 256))
 NOT_USER = ["null", "kernel", "past_ram", "wrap", "free_page", "off_page"]
 TOO_LONG = ["cap_first", "long", "max_plus1"]
+TAIL = b"last user byte\n"  # write_checks.c WC_TAIL_TEXT: its NUL is user_end - 1
+PAST_USER = ["user_end"]  # starts at user_end: -EFAULT
 
 
 @pytest.fixture
@@ -117,7 +119,7 @@ def test_too_long_is_einval(t, kt):
 
 def test_failed_writes_write_nothing(t, kt):
     pid = kt.first_pid(t)
-    for case in NOT_USER + TOO_LONG:
+    for case in NOT_USER + PAST_USER + TOO_LONG:
         c = Call(t, kt, pid, case)
         t.check(not c.outs, "write: a failing write must write nothing (no out marker)",
                 *c.outs, c.sys, detail=f"case {case}")
@@ -151,6 +153,27 @@ def test_strings_at_page_edges(t, kt):
     t.check(cross.sys.ret == 500 and cross.data() == bytes([v["fill"]]) * 500,
             "write: a string crossing from one owned page into the next owned page is user "
             "memory and must be written", cross.sys, detail=f"ret={cross.sys.ret}")
+
+
+def test_user_section_edges(t, kt):
+    """write at the first byte past and the last byte before the user section."""
+    pid = kt.first_pid(t)
+    last, past = Call(t, kt, pid, "user_last"), Call(t, kt, pid, "user_end")
+    end = t.boot.user_end
+    if kt.u64(last.addr) + len(TAIL) + 1 != end or kt.u64(past.addr) != end:
+        t.fail("scenario write_checks: the tail string's NUL must be the user section's last "
+               "byte (kernel/linker.ld .user_tail), so its end is user_end", last.line.event,
+               past.line.event, detail=f"tail at {kt.u64(last.addr):#x}, past it "
+               f"{kt.u64(past.addr):#x}, boot user_end={end:#x}")
+    t.check(last.sys.ret == len(TAIL) and last.user_ret == len(TAIL) and last.data() == TAIL,
+            "write: a string whose terminator is the last byte of the user section "
+            "(user_end - 1) is user memory and must be written", last.sys, *last.outs[:1],
+            detail=f"s={kt.u64(last.addr):#x}: kernel ret={last.sys.ret}, task saw "
+            f"{last.user_ret}, wrote {last.data()!r}")
+    t.check(past.sys.ret == EFAULT and past.user_ret == EFAULT,
+            "write: user_end, the first byte past the user section, is not user memory: a "
+            "string there must get -EFAULT (-14)", past.sys, past.line.event,
+            detail=f"s=user_end={end:#x}: kernel ret={past.sys.ret}, task saw {past.user_ret}")
 
 
 def test_bytes_travel_unchanged(t, kt):

@@ -5,6 +5,11 @@
  * "w_<case> addr=0x.. ret=<result>"; the judge (test_write_checks.py)
  * matches the call's sys marker and out markers.
  *
+ * The user section's own edges: wc_tail sits in input section .user_tail,
+ * which kernel/linker.ld places so that its NUL is the last byte of the
+ * user section: wc_tail + WC_TAIL_SIZE is user_end (boot marker), the
+ * first byte past it.
+ *
  * Page plan (malloc takes the lowest free page; the first task's stack is
  * the pool's first page): P = the next page, P + 4096 stays free until Q is
  * taken, then Q = P + 4096, then the child's stack.
@@ -24,6 +29,13 @@ static const char wc_marker[] = "\n@KT 99 end count=99 reason=all_exited\n";
 static const char wc_format[] = "%s%n%x%d%p%%\n";
 static char wc_all[256];      /* every byte value 1..255, then NUL */
 static u64 wc_child_word;
+
+#define WC_TAIL_SIZE 16 /* kernel/linker.ld USER_TAIL_SIZE */
+#define WC_TAIL_TEXT "last user byte\n"
+/* The user section's last WC_TAIL_SIZE bytes (kernel/linker.ld). */
+static const char wc_tail[WC_TAIL_SIZE] __attribute__((section(".user_tail"), used)) =
+    WC_TAIL_TEXT;
+_Static_assert(sizeof(WC_TAIL_TEXT) == WC_TAIL_SIZE, "the tail's NUL must be its last byte");
 
 /* Call write(s) and report it as "w_<name> addr=.. ret=..". */
 static long wc_try(const char *name, const char *s)
@@ -76,6 +88,11 @@ USER_SCENARIO(write_checks)
     wc_try("kernel", (const char *)0x80000UL);
     wc_try("past_ram", (const char *)0x7f000000UL);
     wc_try("wrap", (const char *)0xfffffffffffffff0UL);
+
+    /* The user section's edges: its last byte is the tail's NUL; user_end
+     * (the first byte past it) is not user memory. */
+    wc_try("user_last", wc_tail);
+    wc_try("user_end", wc_tail + WC_TAIL_SIZE);
 
     p = u_malloc();
     u_printf("page p=0x%lx\n", (u64)p);

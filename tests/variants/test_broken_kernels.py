@@ -82,6 +82,13 @@ VARIANTS = [
             "rule broken: scheduling: a time slice must last `priority` ticks"),
     Variant("exception_return_drops_x9", SUITE,
             "must get every register back (x1..x30, sp, NZCV)\n  pid 1 after its spin: x9:"),
+    Variant("user_section_end_off_by_one", "tests/scenarios/test_write_checks.py",
+            "write: user_end, the first byte past the user section, is not user memory"),
+    Variant("clone_sp_top_off_by_one", "tests/scenarios/test_clone_errors.py",
+            "clone: a stack page whose top is the caller's sp (sp == stack + 4096) holds the "
+            "caller's own stack pointer and must get -EINVAL (-22)"),
+    Variant("clone_sp_bottom_off_by_one", "tests/scenarios/test_clone_errors.py",
+            "clone: the caller's sp at a page's bottom (sp == stack) is in the page below"),
 ]
 
 
