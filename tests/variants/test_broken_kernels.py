@@ -151,6 +151,21 @@ def test_every_patch_has_a_variant() -> None:
                               f"Variant entries without a patch: {sorted(listed - on_disk)}"
 
 
+def test_rules_doc_is_complete() -> None:
+    """docs/rules.md maps every rule to its judge and proving variant: each
+    variant and each marker judge of tests/scenarios must appear in it."""
+    import re
+    doc = (ROOT / "docs" / "rules.md").read_text()
+    missing = sorted(v.name for v in VARIANTS if f"`{v.name}`" not in doc)
+    assert not missing, f"variants docs/rules.md does not list: {missing}"
+    judges = set()
+    for src in (ROOT / "tests" / "scenarios").glob("test_*.py"):
+        judges |= {n for n in re.findall(r"^def (test_\w+)", src.read_text(), re.M)
+                   if not n.startswith("test_el0_")}
+    unlisted = sorted(n for n in judges if not re.search(rf"::{n}\b", doc))
+    assert not unlisted, f"judges docs/rules.md does not list: {unlisted}"
+
+
 def build_variant(variant: Variant, work: Path) -> Path:
     """Copy the kernel sources to work/, apply the variant's patch, build the
     test image there and return its path. Fails with the tool's output."""
