@@ -129,6 +129,16 @@ def scenario_session(fake: FakeQemu, image: Path, out: Path, *args: str) -> subp
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def session_exit(proc: subprocess.Popen[bytes], within: float, out: Path, after: str) -> int:
+    """The exit code of a ``scenario_session`` that must end within
+    ``within`` seconds ``after`` something; fail with its output if not."""
+    import pytest
+    try:
+        return proc.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the session still ran {within:g} s after {after}:\n{out.read_text()[-3000:]}")
+
+
 def stop_session(proc: subprocess.Popen[bytes]) -> None:
     """Kill what is left of a ``scenario_session``, its xdist workers too
     (its process group; its QEMUs follow by PR_SET_PDEATHSIG), and reap it."""

@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from selftest_support import (FakeQemu, ended, fake_qemus, gone, proc_stat, scenario_session,
+from selftest_support import (FakeQemu, ended, fake_qemus, gone, proc_stat, scenario_session, session_exit,
                               stop_session, wait_for)
 
 STOP_WITHIN = 2.0  #: seconds from Ctrl-C to the session's exit (issue 8)
@@ -61,10 +60,7 @@ def test_first_ctrl_c_stops_the_session_and_reaps_every_qemu(
         seen = wait_for(lambda: _qemus_of_each_worker(image, args), QEMU_WITHIN)
         assert seen, f"no QEMU started within {QEMU_WITHIN:g} s:\n{out.read_text()[-3000:]}"
         os.killpg(proc.pid, signal.SIGINT)
-        try:
-            code = proc.wait(timeout=STOP_WITHIN)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the session still ran {STOP_WITHIN:g} s after Ctrl-C:\n{out.read_text()[-3000:]}")
+        code = session_exit(proc, STOP_WITHIN, out, "Ctrl-C")
     finally:
         stop_session(proc)
     text = out.read_text()
@@ -106,10 +102,7 @@ def test_a_killed_worker_costs_its_own_test_not_the_session(
         worker = int(stat[1])
         assert worker != proc.pid, "under xdist the controller runs no QEMU"
         os.kill(worker, signal.SIGKILL)
-        try:
-            code = proc.wait(timeout=SESSION_WITHIN)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the session did not end within {SESSION_WITHIN:g} s:\n{out.read_text()[-3000:]}")
+        code = session_exit(proc, SESSION_WITHIN, out, "a worker was killed")
     finally:
         stop_session(proc)
     text = out.read_text()

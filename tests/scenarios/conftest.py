@@ -222,13 +222,18 @@ def el0_clone_problem(u: Any) -> tuple[str, list[Any], str] | None:
     return None
 
 
+def fail_with(t: Any, problem: tuple[str, list[Any], str] | None) -> None:
+    """Fail t's test with a (rule, cited, detail) problem, if there is one."""
+    __tracebackhide__ = True
+    if problem is not None:
+        rule, cited, detail = problem
+        t.fail(rule, *cited, detail=detail)
+
+
 def judge_el0_clones(u: Any) -> None:
     """The root rule of a scenario that clones: clone itself works."""
     __tracebackhide__ = True
-    problem = el0_clone_problem(u)
-    if problem is not None:
-        rule, cited, detail = problem
-        u.fail(rule, *cited, detail=detail)
+    fail_with(u, el0_clone_problem(u))
 
 
 def el0_run(run_el0: Any, scenario: str, request: pytest.FixtureRequest) -> Any:
@@ -311,10 +316,7 @@ def root_problem(t: Any) -> tuple[str, list[Any], str] | None:
 def judge_root_rules(t: Any) -> None:
     """Fail with the first root rule the run breaks."""
     __tracebackhide__ = True
-    problem = root_problem(t)
-    if problem is not None:
-        rule, cited, detail = problem
-        t.fail(rule, *cited, detail=detail)
+    fail_with(t, root_problem(t))
 
 
 def marker_run(run_scenario: Any, scenario: str, request: pytest.FixtureRequest) -> Any:

@@ -177,10 +177,7 @@ def table_full_problem(t, kt):
 def test_table_filled(t, kt):
     """Precondition of the full-table rules, judged once: the chain filled
     the table and nobody left it before the parent's clone."""
-    problem = table_full_problem(t, kt)
-    if problem is not None:
-        rule, cited, detail = problem
-        t.fail(rule, *cited, detail=detail)
+    kt.fail_with(t, table_full_problem(t, kt))
 
 
 def test_table_full_is_eagain(t, kt):
