@@ -115,6 +115,14 @@ def fake_qemus(image: Path) -> list[int]:
     return found
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default. An xdist worker
+    ignores SIGINT, and a Python started with SIGINT ignored installs no
+    KeyboardInterrupt handler, so a session started from a worker would
+    never see the Ctrl-C a test sends it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def scenario_session(fake: FakeQemu, image: Path, out: Path, *args: str) -> subprocess.Popen[bytes]:
     """A child ``pytest`` over ``args`` (scenario test files and options)
     judging ``image`` with the fake QEMU, in a session and process group of
@@ -126,7 +134,8 @@ def scenario_session(fake: FakeQemu, image: Path, out: Path, *args: str) -> subp
             f"--kernel={image}", f"--transcript-dir={fake.dir / 'transcripts'}", "--seed", "42", *args]
     with open(out, "wb") as f:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_default_sigint)
 
 
 def session_exit(proc: subprocess.Popen[bytes], within: float, out: Path, after: str) -> int:
