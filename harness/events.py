@@ -294,3 +294,15 @@ def select(events: Iterable[object], cls: type[E], match: dict[str, Any]) -> lis
                         f"(fields: {', '.join(sorted(names - {'raw'}))})")
     return [e for e in events if isinstance(e, cls)
             and all(getattr(e, k) == v for k, v in match.items())]
+
+
+def live_pids(events: Iterable[object]) -> set[int]:
+    """The user tasks alive after ``events``: created (task new) and not yet
+    zombies (task zombie)."""
+    live: set[int] = set()
+    for e in events:
+        if isinstance(e, Task) and e.state == "new":
+            live.add(e.pid)
+        elif isinstance(e, Task) and e.state == "zombie":
+            live.discard(e.pid)
+    return live

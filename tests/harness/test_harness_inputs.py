@@ -14,7 +14,8 @@ from selftest_support import FakeQemu, scenario_session, stop_session, wait_peak
 
 from harness.errors import HarnessError, KernelDied, OutputFlood, ProtocolError
 from harness.protocol import parse_marker
-from harness.runner import RunConfig, parse_seconds, run_scenario, what_stopped
+from harness.runner import RunConfig, parse_seconds, run_scenario
+from harness.stall import what_stopped
 from harness.text import excerpt, printable
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from harness.abi import (EAGAIN, EFAULT, EINVAL, ENOSYS, SYS_CLONE,  # noqa: F40
                          SYS_EXIT, SYS_MALLOC, SYS_WRITE)
 from harness.el0 import UAfterExit, UClone, UCloned, UEvent, UExit  # noqa: F401 (kt.*)
 from harness.events import (AllExited, Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task,
-                            Tick)
+                            Tick, live_pids)
 from harness.prng import MASK64, SplitMix64
 
 REG_NAMES = [f"x{i}" for i in range(31)] + ["nzcv", "sp", "sp0"]
@@ -290,8 +290,7 @@ def early_end_problem(t: Any) -> tuple[str, list[Any], str] | None:
     done = t.of(AllExited)
     if not done:
         return None
-    zombies = {e.pid for e in t.before(done[0]) if isinstance(e, Task) and e.state == "zombie"}
-    alive = [p for p in t.pids() if p not in zombies]
+    alive = sorted(live_pids(t.before(done[0])))
     if not alive:
         return None
     return ("run: all_exited may only come when every user task has exited (a live task in "

@@ -14,7 +14,7 @@ import pytest
 
 from harness import abi
 
-from harness.events import PMove, Sys, Task
+from harness.events import PMove, Sys, Task, live_pids
 
 SCENARIO = "clone_errors"
 EINVAL, EAGAIN = -abi.EINVAL, -abi.EAGAIN
@@ -50,14 +50,7 @@ def case(t, kt, pid, name):
 
 def live_before(t, ev):
     """User tasks alive (created, not yet zombies) right before ev."""
-    live = set()
-    for e in t.before(ev):
-        if isinstance(e, Task):
-            if e.state == "new":
-                live.add(e.pid)
-            elif e.state == "zombie":
-                live.discard(e.pid)
-    return live
+    return live_pids(t.before(ev))
 
 
 def fill_calls(t, kt, pid):
