@@ -123,25 +123,28 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
     watch = _Watch()
     t0 = time.monotonic()
     started = False
-    last_wall, last_cpu = t0, 0.0
+    last_wall: float = t0
+    last_cpu: float | None = 0.0  # None: since the last EL0 marker, not read yet
     done_cpu: float | None = None
     while True:
         now = time.monotonic()
-        cpu = qemu_cpu_seconds(qemu.pid)
         if not started and now - t0 > cfg.run.boot_timeout:
             raise _silent(qemu, cfg, console)
         if now - t0 > cfg.run.run_timeout:
             return "timeout", f"no end within the run timeout of {cfg.run.run_timeout:g} s"
-        if started and watch.all_done:
-            done_cpu = cpu if done_cpu is None else done_cpu
-            if cpu - done_cpu >= cfg.grace_cpu:
-                return "all_exited", "every task exited"
-        elif started and (cpu - last_cpu > cfg.stall_cpu or now - last_wall > cfg.stall_wall):
-            quiet = (f"{cfg.stall_cpu:g} s of QEMU CPU time (guest progress)"  # the bound, not the
-                     if cpu - last_cpu > cfg.stall_cpu else f"{cfg.stall_wall:g} s of wall time")  # reading: reruns match
-            waiting = sorted(watch.expected - watch.done)
-            return "stalled", (f"stalled: no EL0 marker for {quiet} after line {_last_line(parser)}; "
-                               f"task(s) {', '.join(map(str, waiting))} had not exited")
+        if not qemu.has_line():  # QEMU's CPU time only while waiting, not per buffered line
+            cpu = qemu_cpu_seconds(qemu.pid)
+            last_cpu = cpu if last_cpu is None else last_cpu
+            if started and watch.all_done:
+                done_cpu = cpu if done_cpu is None else done_cpu
+                if cpu - done_cpu >= cfg.grace_cpu:
+                    return "all_exited", "every task exited"
+            elif started and (cpu - last_cpu > cfg.stall_cpu or now - last_wall > cfg.stall_wall):
+                quiet = (f"{cfg.stall_cpu:g} s of QEMU CPU time (guest progress)"  # the bound, not the
+                         if cpu - last_cpu > cfg.stall_cpu else f"{cfg.stall_wall:g} s of wall time")  # reading: reruns match
+                waiting = sorted(watch.expected - watch.done)
+                return "stalled", (f"stalled: no EL0 marker for {quiet} after line {_last_line(parser)}; "
+                                   f"task(s) {', '.join(map(str, waiting))} had not exited")
         try:
             text = qemu.read_line(min(now + POLL, t0 + cfg.run.run_timeout))
         except ReadTimeout:
@@ -152,7 +155,7 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
         item = parser.feed(len(lines), text)
         if not isinstance(item, UEvent):
             continue
-        last_wall, last_cpu, done_cpu = time.monotonic(), qemu_cpu_seconds(qemu.pid), None
+        last_wall, last_cpu, done_cpu = time.monotonic(), None, None
         if item.KIND == "start":
             started = True
             _check_start(item, scenario, seed)

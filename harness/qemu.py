@@ -3,9 +3,10 @@
 ``Qemu`` is a context manager. However the block is left (normally, by a
 verdict, by KeyboardInterrupt), QEMU is killed if it still runs, reaped, and
 its pty closed: politely after a run, with SIGKILL at once when the harness
-is interrupted (Ctrl-C must stop a session within 2 s). Should the harness process itself die (SIGKILL, a crashed
-xdist worker), the kernel sends QEMU SIGKILL (PR_SET_PDEATHSIG), and closing
-the pty master hangs up QEMU's session. No QEMU outlives its run.
+is interrupted (Ctrl-C must stop a session within 2 s). Should the harness
+process itself die (SIGKILL, a crashed xdist worker), the kernel sends QEMU
+SIGKILL (PR_SET_PDEATHSIG), and closing the pty master hangs up QEMU's
+session. No QEMU outlives its run.
 
 Reading uses select() + os.read() on the pty in large chunks (see GATHER)
 and splits lines incrementally; pexpect's expect() is never used. pexpect's own
