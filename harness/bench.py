@@ -23,6 +23,12 @@ whether the cost is linear) and the whole suite; and the peak memory (RSS)
 of the pytest processes of a whole-suite session against a kernel that
 prints "ab" lines forever, serially and with ``-n 2`` (each process notes
 its own peak: this module is also a pytest plugin, ``-p harness.bench``).
+Then, with the real QEMU, the wall time of the whole suite (``-n 2``, as
+``make check KERNEL=``) against a kernel that reports timer ticks forever
+and no progress (fixtures/images/tickstorm.S) and one that prints "ab"
+lines forever after ready (noise.S), and from EL0 (``SUBMISSION=``) against
+one printing them after the program's start marker (el0noise.S): each
+scenario ends at a count (harness/floods.py), not at its 30 s run timeout.
 
 Wall times are only as steady as the machine is idle. The default,
 deterministic mode (-icount) fixes the guest's work, so the overhead column
@@ -60,6 +66,8 @@ SESSION_TIMEOUT = 900.0  #: seconds a whole-suite session against a flooding fak
 FAKE_QEMU = "tests/harness/fake_qemu.py"
 FAKE_TRANSCRIPT = "fixtures/transcripts/hand_clone_twice_42.txt"
 LONG_LINE = 1 << 20  #: bytes of the console line without a line end
+HOSTILE = {"tickstorm": "ticks forever, no progress", "noise": "'ab' lines forever",
+           "el0noise": "'ab' lines after the EL0 start"}  #: build/bad-images/<name>.img
 PEAK_DIR = "KT_BENCH_PEAK_DIR"  #: env: where each pytest process of a measured session notes its peak
 PEAK_BOUND_MIB = 200  #: what a pytest process may peak at (issue 8; tests/harness asserts it)
 
@@ -260,6 +268,20 @@ def _floods(root: Path, kernel: Path, runs: int) -> None:
             f", worker peak {max(workers) >> 10} MiB ({len(workers)} workers)" if workers else "")
         print(f"memory: 'ab' lines forever, whole suite {label:>6}: {shown} (bound {PEAK_BOUND_MIB} MiB)"
               f"   [{last}]")
+    _hostile_suites(root)
+
+
+def _hostile_suites(root: Path) -> None:
+    """Whole-suite wall time against each HOSTILE image (real QEMU, -n 2)."""
+    parallel = ["-p", "xdist", "-n", "2", "--dist", "loadgroup",
+                "--transcript-dir", str(root / "build" / "bench" / "hostile-transcripts")]
+    for name, what in HOSTILE.items():
+        image = root / "build" / "bad-images" / f"{name}.img"
+        ensure_built(image, ["-C", "fixtures/images"], root)
+        el0 = name.startswith("el0")  # judged from EL0, as a submission
+        seconds, last = _suite_seconds(root, image, 42, parallel + ([f"--submission={image}"] if el0 else []))
+        make = f"make check {'SUBMISSION' if el0 else 'KERNEL'}=.../{name}.img"
+        print(f"suite against fixtures/images/{name}.S ({what}; {make}, -n 2): {seconds:6.2f} s   [{last}]")
 
 
 def main(argv: list[str] | None = None) -> int:

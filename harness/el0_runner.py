@@ -17,7 +17,10 @@ ends the run itself:
 
 The transcript is returned in every such case: what the program managed
 to report is the evidence. A kernel that prints nothing, or never starts
-the program, is a verdict (KernelSilent), as is a flood (OutputFlood).
+the program, is a verdict (KernelSilent), as is a flood (OutputFlood), or
+NOISE_LINES console lines with no EL0 marker between (ConsoleNoise,
+harness.floods: counted, so a kernel printing forever is named within
+seconds, the same on any host).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from .el0 import FIRST_TID, El0Parser, El0Transcript, UEvent, patch_image
 from .errors import HarnessError, KernelSilent, ProtocolError
+from .floods import FloodWatch
 from .image import inspect_image
 from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv, qemu_cpu_seconds
 from .runner import RunConfig, choose_console, flooded, save_transcript, transcript_path
@@ -121,6 +125,7 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
           parser: El0Parser, scenario: str, seed: int) -> tuple[str, str]:
     """Read the console until the run ends; return (ending, detail)."""
     watch = _Watch()
+    floods = FloodWatch(None, cfg.run.noise_lines, cfg.run.noise_bytes, marker="EL0 marker")
     t0 = time.monotonic()
     started = False
     last_wall: float = t0
@@ -153,6 +158,7 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
             return "qemu_exited", f"QEMU exited by itself ({qemu.wait_exit(time.monotonic() + 1.0)})"
         lines.append(text)
         item = parser.feed(len(lines), text)
+        floods.feed(item)
         if not isinstance(item, UEvent):
             continue
         last_wall, last_cpu, done_cpu = time.monotonic(), None, None

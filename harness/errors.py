@@ -128,3 +128,13 @@ class KernelPanic(HarnessError):
                        f"ELR 0x{panic.elr:x}, FAR 0x{panic.far:x}")
         super().__init__(summary)
         self.panic = panic
+
+
+class TickStorm(HarnessError):
+    """Tick markers in a row and nothing else: the timer ticks, no task makes
+    progress (harness.floods; counted, not timed)."""
+
+
+class ConsoleNoise(HarnessError):
+    """Console lines that are not markers, in a row, past a bound
+    (harness.floods; counted, not timed)."""

@@ -21,6 +21,7 @@ from typing import TypeVar
 from .errors import (CommandRejected, HarnessError, KernelDied, KernelPanic, KernelSilent,
                      KernelStalled, OutputFlood, RunTimeout)
 from .events import CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName, Tick
+from .floods import NOISE_BYTES, NOISE_LINES, STORM_TICKS, FloodWatch
 from .image import ImageInfo, inspect_image
 from .prng import check_seed
 from .protocol import Parser
@@ -66,6 +67,9 @@ class RunConfig:
     exit_timeout: float = 5.0
     max_output: int = 4 << 20  #: console bytes kept; more is an OutputFlood
     stall_cpu: float | None = 1.0  #: QEMU CPU seconds with no console line: KernelStalled (None: off)
+    storm_ticks: int | None = STORM_TICKS  #: ticks in a row, no other marker: TickStorm (None: off)
+    noise_lines: int | None = NOISE_LINES  #: non-marker lines in a row: ConsoleNoise (None: off)
+    noise_bytes: int | None = NOISE_BYTES  #: bytes of such lines: ConsoleNoise (None: off)
     transcript_dir: Path | None = None  #: where runs are saved; None: not saved
 
 
@@ -123,6 +127,8 @@ class _Conversation:
         self.on_line = on_line
         self.commanded = False  #: a command was sent: from then on a quiet, busy guest has stalled
         self.idle_since: float | None = None  #: QEMU CPU s at the first idle tick since other news
+        self.floods = FloodWatch(cfg.storm_ticks, cfg.noise_lines, cfg.noise_bytes,
+                                 events=parser.events)  #: tick storms and noise, counted
 
     def _read_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
         """Read lines until an event of ``kinds`` (returned) or the console
@@ -187,6 +193,7 @@ class _Conversation:
             if self.on_line is not None:
                 self.on_line(text)
             item = self.parser.feed(len(self.lines), text)
+            self.floods.feed(item)
             self._watch_idle(item)
             if isinstance(item, CommandError):
                 hint = ("; `python -m harness list` shows the scenarios this kernel has"

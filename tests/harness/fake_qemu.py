@@ -3,7 +3,7 @@
 Run as ``python fake_qemu.py <qemu arguments>``; what it does comes from
 the environment, so a test can pass it to the runner as its QEMU:
 
-FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, spin, ablines, longline,
+FAKE_QEMU_MODE      replay (default), silent, deaf, flood, markerflood, spin, ablines, noise, longline,
                     die, stuck, cut, hang, closes, quits
 FAKE_QEMU_TRANSCRIPT  the console to replay (a fixtures/transcripts file)
 FAKE_QEMU_EXIT      exit status after a replay (default 0)
@@ -20,7 +20,9 @@ nothing, forever. deaf: like silent but ignores SIGHUP/SIGINT/SIGTERM. flood:
 boot, read the command, then print 'U' forever without a newline.
 markerflood: replay up to start, then well-formed tick markers forever.
 spin: replay up to start, then busy-loop silently (CPU time goes on).
-ablines: boot, read the command, then print "ab" lines forever. longline:
+ablines: boot, read the command, then print "ab" lines forever, with an out
+marker every 512 lines (so only the output bound stops it). noise: boot,
+read the command, then print "ab" lines forever, no marker. longline:
 replay up to start, print FAKE_QEMU_LINE_BYTES of 'a' with no line end, and
 exit (the console closes mid-line). die: boot, read the command, print one
 marker, exit 3. stuck: replay up to start, then sleep. cut: like stuck, but
@@ -99,8 +101,13 @@ def main() -> int:
         while True:
             os.write(1, b"U" * 4096)
     if mode == "ablines":  # short noise lines forever: many small objects for the harness
+        seq = sum(line.startswith("@KT ") for line in lines[:ready])
+        while True:  # an out marker every 512 lines: noise in a row is ConsoleNoise, this is a flood
+            os.write(1, b"ab\n" * 512 + f'@KT {seq} out pid=1 len=3 data="ab\\x0a"\r\n'.encode())
+            seq += 1
+    if mode == "noise":  # short noise lines forever, not a marker among them
         while True:
-            os.write(1, b"ab\n" * 4096)
+            os.write(1, b"ab\r\n" * 4096)
     if mode == "markerflood":  # well-formed tick markers forever: the limit cuts one in half
         start = next(i for i, line in enumerate(rest) if " start " in line) + 1
         emit(rest[:start])
