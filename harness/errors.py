@@ -128,3 +128,9 @@ class KernelPanic(HarnessError):
                        f"ELR 0x{panic.elr:x}, FAR 0x{panic.far:x}")
         super().__init__(summary)
         self.panic = panic
+
+
+class JailUnavailable(HarnessError):
+    """A kernel that is not this checkout's own build would run without a
+    jail (harness.jail): refused unless --unsafe-no-sandbox; names why no
+    jail can be made."""
