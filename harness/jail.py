@@ -136,6 +136,8 @@ def _uids_processes(uid: int) -> list[int]:
         try:
             with open(f"/proc/{entry.name}/status", "rb") as f:
                 for line in f:
+                    if line.startswith(b"State:") and line.split()[1] == b"Z":
+                        break  # dead already: reaping it is its parent's (or init's) job
                     if line.startswith(b"Uid:"):
                         if int(line.split()[1]) == uid:
                             found.append(int(entry.name))

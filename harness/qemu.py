@@ -25,6 +25,7 @@ terminal but keeps running escape every timeout.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import errno
 import os
@@ -257,6 +258,12 @@ class Qemu:
         if child is None:
             return
         try:
+            if self.jail and child.isalive():  # QEMU first, so that bwrap reaps it and exits
+                qemu = self.qemu_pid or _jail.child_of(child.pid)
+                if qemu is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(qemu, signal.SIGKILL)
+                _wait(child, time.monotonic() + KILL_WAIT, self.jail)
             if at_once:
                 child.kill(signal.SIGKILL)  # only if it still runs
                 _wait(child, time.monotonic() + KILL_WAIT, self.jail)
