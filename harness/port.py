@@ -2,10 +2,12 @@
 conformance programs (build/kt-user.o) linked in place of its user program,
 without editing a single file of it (docs/judging.md, "Porting a tree").
 
-Untrusted code: the Makefile runs in a copy, in its own process group, with
-CPU, memory, file-size and process limits, a wall-time limit, and, where
-bubblewrap can run, no network and a read-only view of everything but the
-copy (``sandbox``).
+Untrusted code: the Makefile runs in a build jail (harness.jail; docs/
+grading.md, "Threat model and jails"): an unprivileged uid of its own, no
+capabilities, fresh namespaces, a clean environment, only /usr and its own
+tmpfs visible, bounded in disk (in total), processes, CPU and time; every
+process of it dead when port_tree returns. Where no jail can be made the
+build is refused unless ``unsafe`` (--unsafe-no-sandbox).
 
 How: the tree is copied (the student's folder is never written), and its
 Makefile is run with the cross toolchain replaced by wrappers: a directory
