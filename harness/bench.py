@@ -16,6 +16,10 @@ floor is QEMU raspi3b's own boot-to-exit on an image that exits at once
 judge the lesson-style kernel fixtures/lesson5 from EL0 (``--submission``:
 port, build and every scenario).
 
+The QEMU jail (harness/jail.py): the same short run through the harness,
+jailed and bare, interleaved (median); and the suite with -n 2 again with
+no jail (KT_JAIL=off).
+
 Hostile consoles, with the harness's fake QEMU (tests/harness/fake_qemu.py;
 skipped with --no-floods): what one console line of 1 MiB without a line end
 costs a run (wall and the harness's own CPU time; 256 KiB beside it shows
@@ -53,7 +57,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from dataclasses import replace
+
 from .build import ensure_built
+from .jail import JAIL_ENV, unavailable
 from .errors import HarnessError
 from .prng import parse_seed
 from .qemu import qemu_argv
@@ -284,6 +291,29 @@ def _hostile_suites(root: Path) -> None:
         print(f"suite against fixtures/images/{name}.S ({what}; {make}, -n 2): {seconds:6.2f} s   [{last}]")
 
 
+JAIL_SCENARIO = "clone_twice"  #: the short run the jail's per-boot cost is measured on
+
+
+def _jail_figures(cfg: RunConfig, seed: int, runs: int) -> None:
+    """The per-boot cost of the QEMU jail: the same run through the harness,
+    jailed and bare (median of 2 * ``runs``, interleaved)."""
+    why = unavailable()
+    if why is not None:
+        print(f"QEMU jail: not measured ({why})\n")
+        return
+    jailed, bare = replace(cfg, jail="on"), replace(cfg, jail="off")
+    run_scenario(jailed, JAIL_SCENARIO, seed)  # warm up
+    times: dict[str, list[float]] = {"jailed": [], "bare": []}
+    for _ in range(2 * runs):
+        for label, c in (("jailed", jailed), ("bare", bare)):
+            start = time.perf_counter()
+            run_scenario(c, JAIL_SCENARIO, seed)
+            times[label].append((time.perf_counter() - start) * 1000)
+    j, b = statistics.median(times["jailed"]), statistics.median(times["bare"])
+    print(f"QEMU jail ({JAIL_SCENARIO}, median of {2 * runs}): jailed {j:.1f} ms, bare {b:.1f} ms: "
+          f"{j - b:+.1f} ms per boot\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the table; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m harness.bench", description="Timing figures "
@@ -312,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = _median_ms(args.runs, lambda: _bare_run(floor_cmd, None, on_pty=True))
     print(f"QEMU raspi3b boot-to-exit floor ({FLOOR_IMAGE}): {floor:.1f} ms "
           f"(median of {args.runs})\n")
+    _jail_figures(cfg, args.seed, args.runs)
     names = args.scenario or list_scenarios(cfg)
     print(f"mode: {'deterministic (-icount)' if args.deterministic else 'real time'}, seed {args.seed}")
     print("harness run: through the harness; bare: the same QEMU command read by a minimal "
@@ -339,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
             seconds, last = _suite_seconds(root, kernel, args.seed, extra)
             timed[label] = seconds
             print(f"suite (pytest tests/scenarios), {label:>6}: {seconds:6.2f} s   [{last}]")
+        seconds, last = _suite_seconds(root, kernel, args.seed, mode + parallel,
+                                       env={**os.environ, JAIL_ENV: "off"})
+        print(f"suite (pytest tests/scenarios),   -n 2 with no jail ({JAIL_ENV}=off): {seconds:6.2f} s "
+              f"(jailed: {timed['-n 2']:.2f} s)   [{last}]")
         seconds, last = _submission_seconds(root, root / "fixtures" / "lesson5", args.seed)
         print(f"lesson-style kernel judged from EL0 (make check SUBMISSION=fixtures/lesson5: port, "
               f"build, every scenario, -n 2): {seconds:6.2f} s = {seconds / timed['-n 2']:.1f}x "

@@ -33,8 +33,8 @@ from .el0 import FIRST_TID, El0Parser, El0Transcript, UEvent, patch_image
 from .errors import HarnessError, KernelSilent, ProtocolError
 from .floods import FloodWatch
 from .image import inspect_image
-from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv, qemu_cpu_seconds
-from .runner import RunConfig, choose_console, flooded, save_transcript, transcript_path
+from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
+from .runner import RunConfig, choose_console, flooded, jailed, save_transcript, transcript_path
 
 POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
 
@@ -99,11 +99,16 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
     console = choose_console(cfg.run, info)
     image = patch_image(cfg.run.kernel, workdir / f"{scenario}-{seed}.img", scenario, seed)
     argv = qemu_argv(find_qemu(cfg.run.qemu), image, console[0], cfg.run.deterministic)
+    try:
+        jail = jailed(cfg.run, argv, cfg.run.kernel)  # the patched copy is the same kernel
+    except HarnessError:
+        image.unlink(missing_ok=True)
+        raise
     directory = cfg.run.transcript_dir
     path = None if directory is None else transcript_path(directory, scenario, seed)
     lines: list[str] = []
     try:
-        with Qemu(argv, cfg.run.max_output) as qemu:
+        with Qemu(argv, cfg.run.max_output, jail=jail) as qemu:
             try:
                 ending, detail = _read(qemu, cfg, console, lines, parser := El0Parser(), scenario, seed)
             except OutputLimit:
@@ -138,7 +143,7 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
         if now - t0 > cfg.run.run_timeout:
             return "timeout", f"no end within the run timeout of {cfg.run.run_timeout:g} s"
         if not qemu.has_line():  # QEMU's CPU time only while waiting, not per buffered line
-            cpu = qemu_cpu_seconds(qemu.pid)
+            cpu = qemu.cpu_seconds()
             last_cpu = cpu if last_cpu is None else last_cpu
             if started and watch.all_done:
                 done_cpu = cpu if done_cpu is None else done_cpu

@@ -138,3 +138,9 @@ class TickStorm(HarnessError):
 class ConsoleNoise(HarnessError):
     """Console lines that are not markers, in a row, past a bound
     (harness.floods; counted, not timed)."""
+
+
+class JailUnavailable(HarnessError):
+    """A kernel that is not this checkout's own build would run without a
+    jail (harness.jail): refused unless --unsafe-no-sandbox; names why no
+    jail can be made."""

@@ -183,14 +183,15 @@ def find_submissions(directory: Path, class_seed: int) -> list[Submission]:
     return subs
 
 
-def pytest_command(sub: Submission, out: Path, rules: str) -> list[str]:
-    """The child pytest that judges ``sub`` (the same as make check)."""
+def pytest_command(sub: Submission, out: Path, rules: str, unsafe: bool = False) -> list[str]:
+    """The child pytest that judges ``sub`` (the same as make check);
+    ``unsafe``: --unsafe-no-sandbox (run unjailed where no jail can be made)."""
     target = (["--kernel", str(sub.path)] if sub.mode == "markers"
               else ["--submission", str(sub.path), "--rules", rules, "--port-dir", str(out / "build")])
     return [sys.executable, "-m", "pytest", str(ROOT / "tests" / "scenarios"), "-p", "no:cacheprovider",
             "-p", "no:xdist", "-rfE", "--seed", str(sub.seed), *target,
             "--transcript-dir", str(out / "transcripts"), "--junitxml", str(out / "junit.xml"),
-            "-o", "junit_logging=no"]
+            "-o", "junit_logging=no", *(["--unsafe-no-sandbox"] if unsafe else [])]
 
 
 def replay_command(sub: Submission, rules: str) -> str:
@@ -262,7 +263,7 @@ class Graded:
         return round(sum(s.max_points for s in self.scenarios), 2)
 
 
-def grade_one(sub: Submission, out_root: Path, rubric: Rubric, rules: str) -> Graded:
+def grade_one(sub: Submission, out_root: Path, rubric: Rubric, rules: str, unsafe: bool = False) -> Graded:
     """Judge and score one submission; write its files; never raise for the
     submission's own faults (they are its score)."""
     out = out_root / sub.name
@@ -270,7 +271,7 @@ def grade_one(sub: Submission, out_root: Path, rubric: Rubric, rules: str) -> Gr
     for stale in ("junit.xml", "results.json"):
         (out / stale).unlink(missing_ok=True)
     try:
-        done = subprocess.run(pytest_command(sub, out, rules), cwd=ROOT, capture_output=True, text=True,
+        done = subprocess.run(pytest_command(sub, out, rules, unsafe), cwd=ROOT, capture_output=True, text=True,
                               timeout=SUBMISSION_TIMEOUT, stdin=subprocess.DEVNULL,
                               env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         log, code = done.stdout + done.stderr, done.returncode
@@ -385,6 +386,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1,
                    help="submissions judged at once (default: the cores)")
     p.add_argument("--resume", action="store_true", help="skip submissions that have results.json")
+    p.add_argument("--unsafe-no-sandbox", action="store_true", help="where no jail can be made "
+                   "(bubblewrap missing, namespaces not allowed), grade unjailed anyway: a hostile "
+                   "submission can then reach this machine (without it, each is refused)")
     p.add_argument("--shard", type=_shard, help="K/N: grade only the K-th of N equal shares")
 
 
@@ -413,7 +417,8 @@ def run(args: argparse.Namespace) -> int:
     graded: list[Graded] = []
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(grade_one, s, args.out, rubric, args.rules): s for s in todo}
+        futures = {pool.submit(grade_one, s, args.out, rubric, args.rules,
+                               args.unsafe_no_sandbox): s for s in todo}
         try:
             for n, fut in enumerate(concurrent.futures.as_completed(futures), 1):
                 g = fut.result()

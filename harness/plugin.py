@@ -31,6 +31,7 @@ from .qemu import DEFAULT_QEMU
 from .el0 import MARKER_ONLY, El0Transcript
 from .el0_runner import El0Config, run_el0
 from .errors import KernelSilent
+from .jail import own_image, unavailable
 from .port import PortError, port_tree
 from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_console, parse_seconds,
                      run_scenario)
@@ -109,6 +110,10 @@ OPTIONS = (
     _Option("--stall", "kt_stall", "seconds of QEMU CPU time (guest progress) with no EL0 marker "
             f"before a --submission run is ended as stalled (default: {El0Config.stall_cpu:g})",
             parse_seconds, "S"),
+    _Option("--unsafe-no-sandbox", "kt_unsafe_no_sandbox", "where no jail can be made (bubblewrap "
+            "missing, namespaces not allowed), boot and build code this checkout did not make "
+            "anyway, unjailed: a hostile kernel or Makefile can then reach the host (without it, "
+            "such a session is refused; docs/grading.md)", _flag),
 )
 
 
@@ -239,10 +244,38 @@ def _make_session(config: pytest.Config) -> _Session:
         seed, source = values["kt_seed"]
     else:
         seed, source = random.getrandbits(64), "random"
+    unsafe = values["kt_unsafe_no_sandbox"] is not None and values["kt_unsafe_no_sandbox"][0]
+    if unsafe:
+        cfg = replace(cfg, jail="unsafe")
+    _check_jail(values, kernel, unsafe)
     session = _Session(cfg, seed, source, build_root)
     if values["kt_submission"] is not None:
         _set_submission(config, session, values)
     return session
+
+
+def _check_jail(values: dict[str, Any], kernel: Path, unsafe: bool) -> None:
+    """Where no jail can be made, a session that would run code this checkout
+    did not build (--submission, a --kernel outside build/) is one usage
+    error naming why, unless --unsafe-no-sandbox."""
+    foreign = values["kt_submission"] is not None or (values["kt_kernel"] is not None
+                                                      and not own_image(kernel))
+    why = unavailable() if foreign and not unsafe else None
+    if why is not None:
+        what = "--submission" if values["kt_submission"] is not None else f"--kernel {kernel}"
+        raise pytest.UsageError(f"{what}: refusing to run code this checkout did not build without a "
+                                f"jail: {why}; pass --unsafe-no-sandbox to run it unjailed anyway")
+
+
+def _jail_summary(cfg: RunConfig) -> str:
+    why = unavailable()
+    if cfg.jail == "off":
+        return "off: QEMU runs bare"
+    if why is None:
+        return "every QEMU boot and submission build in a bubblewrap jail"
+    if cfg.jail == "unsafe":
+        return f"NONE ({why}); --unsafe-no-sandbox: everything runs unjailed"
+    return f"none ({why}): only this checkout's own images run (bare)"
 
 
 def _replay_hint(submission: Path, rules: str) -> str:
@@ -270,7 +303,8 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
         try:
             workdir = (_path(config, values["kt_port_dir"], "") if values["kt_port_dir"]
                        else config.rootpath / "build" / "port" / submission.name)
-            ported = port_tree(submission, config.rootpath / "build" / "kt-user.o", workdir)
+            ported = port_tree(submission, config.rootpath / "build" / "kt-user.o", workdir,
+                               unsafe=session.cfg.jail == "unsafe")
         except PortError as e:
             raise pytest.UsageError(f"--submission {submission}: {e.summary}\n"
                                     + "\n".join(e.tail()[-8:])) from None
@@ -341,6 +375,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"kt qemu: {cfg.qemu}, boot-timeout {cfg.boot_timeout:g} s, run-timeout "
         f"{cfg.run_timeout:g} s, deterministic {'on' if cfg.deterministic else 'off'}",
         f"kt seed: {session.seed} ({session.seed_source}; replay with --seed {session.seed})",
+        f"kt jail: {_jail_summary(cfg)}",
     ]
 
 

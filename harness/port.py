@@ -2,10 +2,12 @@
 conformance programs (build/kt-user.o) linked in place of its user program,
 without editing a single file of it (docs/judging.md, "Porting a tree").
 
-Untrusted code: the Makefile runs in a copy, in its own process group, with
-CPU, memory, file-size and process limits, a wall-time limit, and, where
-bubblewrap can run, no network and a read-only view of everything but the
-copy (``sandbox``).
+Untrusted code: the Makefile runs in a build jail (harness.jail; docs/
+grading.md, "Threat model and jails"): an unprivileged uid of its own, no
+capabilities, fresh namespaces, a clean environment, only /usr and its own
+tmpfs visible, bounded in disk (in total), processes, CPU and time; every
+process of it dead when port_tree returns. Where no jail can be made the
+build is refused unless ``unsafe`` (--unsafe-no-sandbox).
 
 How: the tree is copied (the student's folder is never written), and its
 Makefile is run with the cross toolchain replaced by wrappers: a directory
@@ -29,17 +31,19 @@ object file of the final link.
 
 from __future__ import annotations
 
-import functools
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import jail
 from .errors import HarnessError
 
 TRIPLET = "aarch64-linux-gnu-"
@@ -96,29 +100,9 @@ def _limits() -> None:
         resource.setrlimit(which, (value, value))
 
 
-@functools.lru_cache(maxsize=None)
 def _bwrap_works() -> bool:
-    """Whether bubblewrap is installed and may create namespaces here."""
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        return False
-    probe = subprocess.run([bwrap, "--ro-bind", "/", "/", "--unshare-net", "--", "true"],
-                           capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-def sandbox(workdir: Path, *readable: Path) -> list[str]:
-    """The command prefix that isolates a build: with bubblewrap, the whole
-    file system read-only but ``workdir`` (and a private, empty /tmp, over
-    which ``readable`` paths, such as the suite itself, are bound back read-
-    only), no network, killed with its parent; without it, nothing (the
-    copy, the process group and the LIMITS still apply)."""
-    if not _bwrap_works():
-        return []
-    argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in readable:
-        argv += ["--ro-bind", str(path), str(path)]
-    return argv + ["--bind", str(workdir), str(workdir), "--unshare-net", "--die-with-parent", "--"]
+    """Whether a build jail can be made here (harness.jail.unavailable)."""
+    return jail.unavailable() is None
 
 
 def _real_tool(tool: str) -> str:
@@ -223,10 +207,171 @@ def _find_image(tree: Path, since: float) -> Path | None:
     return made[0] if made else None
 
 
+BUILD_DISK = 512 << 20  #: bytes of the build jail's tmpfs: the copy, the build and /tmp, in total
+BUILD_NPROC = 256  #: processes of one build jail (its own host uid: the limit binds)
+LOG_BYTES = 1 << 20  #: bytes of make's output kept in build.log (the rest is counted, not kept)
+IN_JAIL = "/tmp/port"  #: inside the build jail: src/ (the copy), kt/ (harness + kt-user.o), toolchain/
+#: The jail's first command: unpack the input (fd argv[1]) and hand over to jailed_build.
+_BOOT = ("import os, sys, tarfile\n"
+         "with tarfile.open(fileobj=os.fdopen(int(sys.argv[1]), 'rb'), mode='r|') as t:\n"
+         f"    t.extractall({IN_JAIL!r})\n"
+         f"sys.path.insert(0, {IN_JAIL + '/kt'!r})\n"
+         "from harness.port import jailed_build\n"
+         "sys.exit(jailed_build(int(sys.argv[2]), sys.argv[3:]))\n")
+
+
+def _variables(wrap: Path) -> list[str]:
+    """make's command-line variables naming the wrappers as the cross toolchain."""
+    prefix = str(wrap / TRIPLET)
+    return [f"{v}={prefix[:-1] if v == 'ARMGNU' else prefix}" for v in PREFIX_VARS]
+
+
+def jailed_build(out_fd: int, make_args: list[str]) -> int:
+    """Inside the build jail (``_BOOT``): write the wrappers, run make on the
+    copy, then send the tree and the wrapper's refusal out as a tar on
+    ``out_fd``; return make's exit status."""
+    port = Path(IN_JAIL)
+    wrap, copy = port / "toolchain", port / "src"
+    _write_wrappers(wrap, port / "kt" / "kt-user.o")
+    env = {**os.environ, "PATH": f"{wrap}{os.pathsep}{os.environ.get('PATH', '')}"}
+    code = subprocess.run(["make", "-C", str(copy), *_variables(wrap), *make_args], env=env,
+                          stdin=subprocess.DEVNULL, check=False).returncode
+    sys.stdout.flush()
+    with os.fdopen(out_fd, "wb") as out, tarfile.open(fileobj=out, mode="w|") as tar:
+        tar.add(copy, arcname="src")
+        if (wrap / ERROR_FILE).is_file():
+            tar.add(wrap / ERROR_FILE, arcname=f"toolchain/{ERROR_FILE}")
+    return code
+
+
+def _input_tar(copy: Path, kt_user: Path, path: Path) -> None:
+    """The build jail's input: the copy, the harness's modules, kt-user.o."""
+    with tarfile.open(path, "w") as tar:
+        tar.add(copy, arcname="src")
+        for module in sorted(Path(__file__).resolve().parent.glob("*.py")):
+            tar.add(module, arcname=f"kt/harness/{module.name}")
+        tar.add(kt_user, arcname="kt/kt-user.o")
+
+
+def _safe_extract(archive: Path, into: Path) -> None:
+    """Unpack the jail's output tar: regular files and folders only (no
+    links, devices or fifos), no absolute or ``..`` names, nothing followed."""
+    with tarfile.open(archive, "r:") as tar:
+        for member in tar:
+            parts = Path(member.name).parts
+            if not parts or Path(member.name).is_absolute() or ".." in parts:
+                continue
+            target = into.joinpath(*parts)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                assert source is not None
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o755 if member.mode & 0o100 else 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    shutil.copyfileobj(source, f)
+                os.utime(target, (member.mtime, member.mtime))
+
+
+def _drain(proc: subprocess.Popen[bytes], log: Path, deadline: float) -> bool:
+    """Copy the build's output to ``log`` (its first LOG_BYTES) until it
+    closes; False if ``deadline`` (time.monotonic()) passed first."""
+    assert proc.stdout is not None
+    fd, kept, dropped = proc.stdout.fileno(), 0, 0
+    with open(log, "wb") as out:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return False
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            room = max(0, LOG_BYTES - kept)
+            out.write(chunk[:room])
+            kept, dropped = kept + min(room, len(chunk)), dropped + max(0, len(chunk) - room)
+        if dropped:
+            out.write(f"\n[kt port: {dropped} more bytes of build output not kept]\n".encode())
+    return True
+
+
+def _build_in_jail(copy: Path, kt_user: Path, workdir: Path, log: Path, timeout: float,
+                   make_args: tuple[str, ...], disk: int, nproc: int) -> int | None:
+    """Build ``copy`` in a build jail (harness.jail) whose tmpfs of ``disk``
+    bytes holds everything it writes; bring the built tree back into
+    ``copy`` and the refusal into workdir/toolchain. Returns make's exit
+    status, None on timeout. Every process of the build is dead on return."""
+    inp, outp = workdir / "input.tar", workdir / "output.tar"
+    _input_tar(copy, kt_user, inp)
+    shutil.rmtree(copy)
+    in_fd = os.open(inp, os.O_RDONLY)
+    out_fd = os.open(outp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    limits = {resource.RLIMIT_CPU: LIMITS[resource.RLIMIT_CPU], resource.RLIMIT_AS: LIMITS[resource.RLIMIT_AS],
+              resource.RLIMIT_FSIZE: disk + (16 << 20), resource.RLIMIT_NPROC: nproc}
+    argv = jail.build_command([sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3",
+                               "-B", "-c", _BOOT, str(in_fd), str(out_fd), *make_args], disk)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, pass_fds=(in_fd, out_fd),
+                                preexec_fn=jail.preexec(os.getpid(), limits=limits))
+    finally:
+        os.close(in_fd)
+        os.close(out_fd)
+    uid = jail.host_uid(proc.pid)
+    try:
+        finished = _drain(proc, log, time.monotonic() + timeout)
+        if finished:
+            try:
+                proc.wait(timeout=max(1.0, timeout))
+            except subprocess.TimeoutExpired:
+                finished = False
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # bwrap: its pid namespace, and every process in it, dies with it
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+        jail.kill_uid(uid)
+        inp.unlink(missing_ok=True)
+    copy.mkdir(parents=True, exist_ok=True)
+    try:
+        if finished:
+            _safe_extract(outp, workdir)
+    except (tarfile.TarError, OSError):
+        pass  # a cut or forged output: judged as no image below
+    finally:
+        outp.unlink(missing_ok=True)
+    return proc.returncode if finished else None
+
+
+def _build_bare(copy: Path, kt_user: Path, wrap: Path, log: Path, timeout: float,
+                make_args: tuple[str, ...]) -> int | None:
+    """--unsafe-no-sandbox where no jail can be made: make on the host, in
+    its own process group, with the LIMITS only."""
+    _write_wrappers(wrap, kt_user)
+    env = {**os.environ, "PATH": f"{wrap}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["make", "-C", str(copy), *_variables(wrap), *make_args],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True, preexec_fn=_limits)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUILD_TIMEOUT,
-              make_args: tuple[str, ...] = ()) -> Ported:
-    """Copy ``tree`` into ``workdir``, build it with the wrappers, return
-    the image. Raises BuildFailed, NoUserProgram, NoImage or PortError."""
+              make_args: tuple[str, ...] = (), unsafe: bool = False, disk: int = BUILD_DISK,
+              nproc: int = BUILD_NPROC) -> Ported:
+    """Copy ``tree`` into ``workdir``, build it with the wrappers in a build
+    jail (``disk`` bytes and ``nproc`` processes at most), return the image.
+    Where no jail can be made the build is refused (PortError) unless
+    ``unsafe``. Raises BuildFailed, NoUserProgram, NoImage or PortError."""
     tree, workdir = Path(tree).resolve(), Path(workdir).resolve()
     if not (tree / "Makefile").is_file() and not (tree / "makefile").is_file():
         raise PortError(f"{tree}: not a source tree with a Makefile")
@@ -235,37 +380,28 @@ def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUIL
     if workdir == tree or tree in workdir.parents or workdir in tree.parents:
         raise PortError(f"{workdir}: the work folder must lie outside the tree {tree} (it is "
                         f"emptied first) and must not contain it")
+    why = jail.unavailable()
+    if why is not None and not unsafe:
+        raise PortError(f"{tree}: refusing to build it without a jail: {why}; pass "
+                        f"--unsafe-no-sandbox to build it unjailed anyway")
     if workdir.exists():
         shutil.rmtree(workdir)
     copy, wrap = workdir / "src", workdir / "toolchain"
     shutil.copytree(tree, copy, ignore=SKIP, symlinks=True)
-    _write_wrappers(wrap, kt_user.resolve())
-    prefix = str(wrap / TRIPLET)
-    variables = [f"{v}={prefix[:-1] if v == 'ARMGNU' else prefix}" for v in PREFIX_VARS]
-    env = {**os.environ, "PATH": f"{wrap}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = workdir / "build.log"
     started, wall = time.monotonic(), time.time()
-    with open(log, "w") as out:
-        suite = Path(__file__).resolve().parents[1]
-        proc = subprocess.Popen([*sandbox(workdir, suite, kt_user.resolve().parent), "make", "-C", str(copy), *variables, *make_args],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True, preexec_fn=_limits)
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise BuildFailed(f"{tree}: the build did not finish within {timeout:g} s (build log: {log})",
-                              lines=log.read_text(errors="replace").splitlines(), source="make output")
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    if why is None:
+        code = _build_in_jail(copy, kt_user.resolve(), workdir, log, timeout, make_args, disk, nproc)
+    else:
+        code = _build_bare(copy, kt_user.resolve(), wrap, log, timeout, make_args)
     seconds = time.monotonic() - started
     output = log.read_text(errors="replace").splitlines()
+    if code is None:
+        raise BuildFailed(f"{tree}: the build did not finish within {timeout:g} s (build log: {log})",
+                          lines=output, source="make output")
     refused = wrap / ERROR_FILE
-    if refused.exists():
-        raise NoUserProgram(f"{tree}: no user program to substitute: {refused.read_text().strip()}; "
+    if refused.is_file():
+        raise NoUserProgram(f"{tree}: no user program to substitute: {refused.read_text(errors='replace').strip()[:2000]}; "
                             f"the tree needs a global function {ENTRY}() (the lesson's first user "
                             f"program) in an object of its final link", lines=output, source="make output")
     if code != 0:

@@ -8,6 +8,13 @@ process itself die (SIGKILL, a crashed xdist worker), the kernel sends QEMU
 SIGKILL (PR_SET_PDEATHSIG), and closing the pty master hangs up QEMU's
 session. No QEMU outlives its run.
 
+Jailed (``jail=True``, harness.jail): the process spawned is bwrap, and QEMU
+runs inside as the jail's pid 1 (``--as-pid-1``), bwrap's only child. Its
+CPU time is read from QEMU's own host pid (``cpu_seconds``), found once
+bwrap has started it. Killing bwrap kills QEMU (``--die-with-parent``, and
+the pid namespace dies with its pid 1); after reaping, whatever still runs
+with the jail's host uid is killed too (harness.jail.kill_uid).
+
 Reading uses select() + os.read() on the pty in large chunks (see GATHER)
 and splits lines incrementally; pexpect's expect() is never used. pexpect's own
 read_nonblocking is not used either: after EOF it waits for the child
@@ -18,6 +25,7 @@ terminal but keeps running escape every timeout.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import errno
 import os
@@ -32,6 +40,7 @@ from types import TracebackType
 
 import pexpect
 
+from . import jail as _jail
 from .errors import QemuNotFound
 from .text import decode
 
@@ -104,12 +113,16 @@ class OutputLimit(Exception):
 
 @dataclass(frozen=True)
 class ExitStatus:
-    """How QEMU ended: an exit code, or the signal that killed it."""
+    """How QEMU ended: an exit code, or the signal that killed it (jailed:
+    both, the code being bwrap's 128+N, see _BWRAP_SIGNALLED)."""
 
     code: int | None
     signal: int | None
 
     def __str__(self) -> str:
+        if self.code is not None and self.signal is not None:
+            return (f"killed by signal {self.signal} ({signal.Signals(self.signal).name}; "
+                    f"bwrap exit status {self.code})")
         if self.code is not None:
             return f"exit status {self.code}"
         return f"killed by signal {self.signal} ({signal.Signals(self.signal).name})"
@@ -122,11 +135,14 @@ class Qemu:
     OutputLimit (after handing out the lines that fit).
     """
 
-    def __init__(self, argv: list[str], max_output: int) -> None:
+    def __init__(self, argv: list[str], max_output: int, jail: bool = False) -> None:
         self.argv = argv
         self.max_output = max_output
+        self.jail = jail
         self.bytes_read = 0
-        self.pid: int | None = None  #: QEMU's process id, kept after close() for checks
+        self.pid: int | None = None  #: the spawned process (QEMU, or its bwrap), kept after close()
+        self.qemu_pid: int | None = None  #: QEMU's own host pid (jailed: found on first need)
+        self.uid: int | None = None  #: the jail's host uid (None: bare, or not root)
         self._child: pexpect.spawn | None = None
         self._lines: collections.deque[str] = collections.deque()
         self._partial = bytearray()  # bytes after the last line end
@@ -134,9 +150,17 @@ class Qemu:
         self._flooded = False
 
     def __enter__(self) -> Qemu:
-        child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=None, echo=False,
-                              preexec_fn=_die_with_parent(os.getpid()))
+        if self.jail:
+            jailed = _jail.qemu_command(self.argv)
+            argv, preexec = jailed.argv, _jail.preexec(os.getpid(), jailed.opens)
+        else:
+            argv, preexec = self.argv, _die_with_parent(os.getpid())
+        child = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False, preexec_fn=preexec)
         self._child, self.pid = child, child.pid
+        if self.jail:
+            self.uid = _jail.host_uid(child.pid)
+        else:
+            self.qemu_pid = child.pid
         child.delaybeforesend = None
         child.ptyproc.delayafterclose = 0
         child.ptyproc.delayafterterminate = TERM_GRACE
@@ -146,6 +170,13 @@ class Qemu:
                  tb: TracebackType | None) -> None:
         # KeyboardInterrupt, SystemExit, pytest.exit: not a verdict, the harness is stopping.
         self.close(at_once=exc_type is not None and not issubclass(exc_type, Exception))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time QEMU itself has used so far (never bwrap's);
+        0 before a jailed QEMU has started and once it is gone."""
+        if self.qemu_pid is None and self.pid is not None:
+            self.qemu_pid = _jail.child_of(self.pid)
+        return qemu_cpu_seconds(self.qemu_pid)
 
     def send(self, text: str) -> None:
         """Type ``text`` on QEMU's console. If QEMU has already hung up, the
@@ -217,7 +248,7 @@ class Qemu:
         """Wait until QEMU exits, reap it and return how; None if it still
         runs at ``deadline`` (time.monotonic())."""
         assert self._child is not None, "QEMU is not running"
-        return _wait(self._child, deadline)
+        return _wait(self._child, deadline, self.jail)
 
     def close(self, at_once: bool = False) -> None:
         """Kill QEMU if it still runs (SIGHUP, SIGCONT, SIGINT, then SIGKILL,
@@ -226,15 +257,34 @@ class Qemu:
         child, self._child = self._child, None
         if child is None:
             return
-        if at_once:
-            child.kill(signal.SIGKILL)  # only if it still runs
-            _wait(child, time.monotonic() + KILL_WAIT)
-        child.close(force=True)  # with QEMU reaped: closes the pty at once
+        try:
+            if self.jail and child.isalive():  # QEMU first, so that bwrap reaps it and exits
+                qemu = self.qemu_pid or _jail.child_of(child.pid)
+                if qemu is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(qemu, signal.SIGKILL)
+                _wait(child, time.monotonic() + KILL_WAIT, self.jail)
+            if at_once:
+                child.kill(signal.SIGKILL)  # only if it still runs
+                _wait(child, time.monotonic() + KILL_WAIT, self.jail)
+            child.close(force=True)  # with QEMU reaped: closes the pty at once
+        finally:
+            if self.jail:  # QEMU dies with bwrap; this is in case anything of the jail did not
+                _jail.kill_uid(self.uid)
 
 
-def _wait(child: pexpect.spawn, deadline: float) -> ExitStatus | None:
+#: bwrap exits 128+N when the command it ran died of signal N (its monitor's
+#: convention). A jailed ExitStatus keeps that code and fills ``signal`` with N,
+#: so "QEMU killed by a signal" reads the same jailed or bare. A guest can make
+#: QEMU exit 128+N itself (semihosting SYS_EXIT); the two cannot be told apart.
+_BWRAP_SIGNALLED = 128
+_SIGNALS = {int(s) for s in signal.Signals}
+
+
+def _wait(child: pexpect.spawn, deadline: float, jailed: bool = False) -> ExitStatus | None:
     """Wait until ``child`` exits, reap it and return how; None if it still
-    runs at ``deadline`` (time.monotonic())."""
+    runs at ``deadline`` (time.monotonic()). ``jailed``: ``child`` is bwrap
+    (see _BWRAP_SIGNALLED)."""
     if child.isalive():
         pidfd = os.pidfd_open(child.pid)
         try:
@@ -243,4 +293,7 @@ def _wait(child: pexpect.spawn, deadline: float) -> ExitStatus | None:
             os.close(pidfd)
         if child.isalive():
             return None
-    return ExitStatus(child.exitstatus, child.signalstatus)
+    code, sig = child.exitstatus, child.signalstatus
+    if jailed and sig is None and code is not None and code - _BWRAP_SIGNALLED in _SIGNALS:
+        sig = code - _BWRAP_SIGNALLED
+    return ExitStatus(code, sig)

@@ -25,8 +25,8 @@ from .floods import NOISE_BYTES, NOISE_LINES, STORM_TICKS, FloodWatch
 from .image import ImageInfo, inspect_image
 from .prng import check_seed
 from .protocol import Parser
-from .qemu import (DEFAULT_QEMU, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv,
-                   qemu_cpu_seconds)
+from .jail import should_jail
+from .qemu import DEFAULT_QEMU, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
 from .stall import what_stopped
 from .text import encode, printable
 from .transcript import Transcript
@@ -71,6 +71,7 @@ class RunConfig:
     noise_lines: int | None = NOISE_LINES  #: non-marker lines in a row: ConsoleNoise (None: off)
     noise_bytes: int | None = NOISE_BYTES  #: bytes of such lines: ConsoleNoise (None: off)
     transcript_dir: Path | None = None  #: where runs are saved; None: not saved
+    jail: str = "auto"  #: when QEMU runs in a jail: harness.jail.should_jail (auto, on, unsafe, off)
 
 
 def choose_console(cfg: RunConfig, info: ImageInfo) -> tuple[str, str]:
@@ -150,7 +151,7 @@ class _Conversation:
         (a /proc read per line made a flood of short lines cost 15 s)."""
         if self.qemu.has_line():
             return self.qemu.read_line(deadline)
-        cpu_at_last = qemu_cpu_seconds(self.qemu.pid)
+        cpu_at_last = self.qemu.cpu_seconds()
         while True:
             try:
                 return self.qemu.read_line(min(deadline, time.monotonic() + STALL_POLL))
@@ -158,7 +159,7 @@ class _Conversation:
                 if time.monotonic() >= deadline:
                     raise
                 stall = self._stall_bound
-                if stall is not None and qemu_cpu_seconds(self.qemu.pid) - cpu_at_last > stall:
+                if stall is not None and self.qemu.cpu_seconds() - cpu_at_last > stall:
                     raise self._stalled(stall) from None
 
     @property
@@ -181,7 +182,7 @@ class _Conversation:
         if stall is None or not (isinstance(item, Tick) and item.pid == 0):
             self.idle_since = None
             return
-        now = qemu_cpu_seconds(self.qemu.pid)
+        now = self.qemu.cpu_seconds()
         if self.idle_since is None:
             self.idle_since = now
         elif now - self.idle_since > stall:
@@ -262,11 +263,17 @@ def prepare(cfg: RunConfig) -> tuple[list[str], tuple[str, str]]:
     return qemu_argv(find_qemu(cfg.qemu), cfg.kernel, console[0], cfg.deterministic), console
 
 
-def _converse(cfg: RunConfig, argv: list[str], console: tuple[str, str], parser: Parser,
+def jailed(cfg: RunConfig, argv: list[str], kernel: Path | None = None) -> bool:
+    """Whether the boot of ``argv`` runs in a jail (cfg.jail's policy for
+    ``kernel``, default cfg.kernel). Raises JailUnavailable when refused."""
+    return should_jail(cfg.jail, argv[0], cfg.kernel if kernel is None else kernel)
+
+
+def _converse(cfg: RunConfig, argv: list[str], jail: bool, console: tuple[str, str], parser: Parser,
               lines: list[str], on_line: LineSink | None, script: Callable[[_Conversation], T]) -> T:
     """Boot QEMU with ``argv``, wait for ready, run ``script`` on the console;
     QEMU is always cleaned up. The console lines read land in ``lines``."""
-    with Qemu(argv, cfg.max_output) as qemu:
+    with Qemu(argv, cfg.max_output, jail=jail) as qemu:
         conv = _Conversation(qemu, parser, cfg, console, lines, on_line)
         try:
             conv.boot()
@@ -302,6 +309,7 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
     """
     check_request(scenario, seed)
     argv, console = prepare(cfg)  # these problems come before any run: nothing to save
+    jail = jailed(cfg, argv)
     lines: list[str] = []
     parser = Parser(scenario, seed)
     path = None if cfg.transcript_dir is None else transcript_path(cfg.transcript_dir, scenario, seed)
@@ -312,7 +320,7 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
         return conv.finish(end)
 
     try:
-        status = _converse(cfg, argv, console, parser, lines, on_line, script)
+        status = _converse(cfg, argv, jail, console, parser, lines, on_line, script)
         transcript = Transcript(lines, parser, exit_code=status.code, path=path, kernel=cfg.kernel)
         if transcript.end.reason == "panic":
             panics = transcript.of(Panic)
@@ -329,10 +337,11 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
 def list_scenarios(cfg: RunConfig, on_line: LineSink | None = None) -> list[str]:
     """Boot, send ``list``, and return the scenario names the kernel has."""
     argv, console = prepare(cfg)
+    jail = jailed(cfg, argv)
     lines: list[str] = []
     parser = Parser()
     try:
-        _converse(cfg, argv, console, parser, lines, on_line,
+        _converse(cfg, argv, jail, console, parser, lines, on_line,
                   lambda conv: conv.command("list", ListEnd))
     except HarnessError as e:
         e.lines = lines
