@@ -45,7 +45,8 @@ BAD = [
     ("bad_second_boot.txt", 21, "boot marker in the middle"),
     ("bad_bad_choice.txt", 13, "'state'=running is not one of"),
 ]
-OTHER = ["hand_list.txt", "hand_unknown_scenario.txt", "contract_exit_returns.txt", "README.md"]
+OTHER = ["hand_list.txt", "hand_unknown_scenario.txt", "contract_exit_returns.txt", "README.md",
+         "real_el0_lesson5_clone_twice_42.txt"]  # EL0: tests/harness/test_harness_linetags.py
 BOOT = T("@KT 0 boot proto=2 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
         "pool_base=0x200000 pool_pages=1024 kernel_base=0x80000 kernel_end=0x1a2000 "
         "user_base=0x1a0000 user_end=0x1a2000 write_max=1024")
