@@ -5,13 +5,16 @@ A student's lesson-5 kernel knows nothing of ``@KT`` markers; the suite's
 programs, linked into it as ``build/kt-user.o``, write one line per fact
 through the lesson's ``write`` syscall::
 
-    @KU <tid> <seq> <kind>[ <key>=<value>]...
+    @KU <tid> <seq> <tag> <kind>[ <key>=<value>]...
 
 ``El0Parser`` turns a console into typed events, keeping everything else
 (the kernel's own printing) as noise and every defect of the stream (a
 repeated or skipped per-task sequence number, a torn line) as an
 ``Anomaly`` for the judges: from EL0 a broken kernel can garble the stream,
-and that is evidence, not a harness error. ``El0Transcript`` is the run a
+and that is evidence, not a harness error. A well-formed marker whose tag
+is not the one of its (tid, seq) in this run's seed is a ProtocolError: no
+kernel garbles a line into another well-formed one with a 16-bit tag that
+fits by chance; it is a line of another run (a replay or a splice). ``El0Transcript`` is the run a
 judge looks at; ``patch_image`` writes the scenario and seed into a copy
 of an image.
 """
@@ -26,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn, TypeVar
 
-from .errors import ImageError
+from .errors import ImageError, ProtocolError
 from .events import Noise, NoiseLines, select
 from .judge import Cited, RuleBroken, format_failure
-from .prng import MASK64
+from .prng import LINETAG_DIGITS, MASK64, line_tag
 from .quoting import QUOTED_BODY, unquote
 
 PREFIX = "@KU "
-PROTO = 1
+PROTO = 2  #: EL0 marker grammar version (kernel/user/kt/el0.c's KT_PROTO)
 #: The parameter block in kt-user.o (kernel/user/kt/el0.c): the tag, the
 #: scenario name NUL-padded to 32 bytes at +16, the seed (u64 LE) at +48.
 PARAM_TAG = b"KT-EL0-PARAMS-1\0"
@@ -49,8 +52,8 @@ MARKER_ONLY: dict[str, str] = {
     "demo": "not judged from EL0: the demo is the bundled kernel's own program",
 }
 
-_LINE = re.compile(r"@KU (0|[1-9][0-9]{0,5}) (0|[1-9][0-9]{0,9}) ([a-z_]+)((?: [a-z_]+=(?:\"" + QUOTED_BODY
-                   + r"\"|[^ \"]+))*)")
+_LINE = re.compile(r"@KU (0|[1-9][0-9]{0,5}) (0|[1-9][0-9]{0,9}) ([0-9a-f]{" + str(LINETAG_DIGITS)
+                   + r"}) ([a-z_]+)((?: [a-z_]+=(?:\"" + QUOTED_BODY + r"\"|[^ \"]+))*)")
 _FIELD = re.compile(r' ([a-z_]+)=("' + QUOTED_BODY + r'"|[^ "]+)')
 _MARKER_ANYWHERE = re.compile(r"@KU [0-9]")
 
@@ -179,19 +182,22 @@ def _fields(kind: str, text: str) -> dict[str, Any] | None:
 
 
 class El0Parser:
-    """Reads a console line by line into EL0 events, noise and anomalies."""
+    """Reads a console line by line into EL0 events, noise and anomalies;
+    ``seed`` is the one patched into the image, which keys the line tags."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
         self.events: list[UEvent] = []
         self.noise = NoiseLines()
         self.anomalies: list[Anomaly] = []
         self._next_seq: dict[int, int] = {}
 
     def feed(self, line: int, text: str) -> UEvent | Noise:
-        """Take console line number ``line``; return what it is."""
+        """Take console line number ``line``; return what it is; ProtocolError
+        for a marker of another run (its tag)."""
         m = _LINE.fullmatch(text) if text.startswith(PREFIX) else None
-        kind = m.group(3) if m else ""
-        values = _fields(kind, m.group(4)) if m and kind in KINDS else None
+        kind = m.group(4) if m else ""
+        values = _fields(kind, m.group(5)) if m and kind in KINDS else None
         if m is None or values is None:
             if _MARKER_ANYWHERE.search(text):
                 self.anomalies.append(Anomaly(line, "a line holding a torn or malformed EL0 marker "
@@ -200,6 +206,11 @@ class El0Parser:
             self.noise.append(noise)
             return noise
         tid, useq = int(m.group(1)), int(m.group(2))
+        want = line_tag(self.seed, tid, useq)
+        if m.group(3) != want:
+            raise ProtocolError(line, f"line tag {m.group(3)} is wrong: task {tid}'s marker {useq} of the run "
+                                      f"with seed {self.seed} carries {want}; this line belongs to another "
+                                      f"run (a replayed, spliced or rewritten line)", text)
         expected = self._next_seq.get(tid, 0)
         if useq != expected:
             self.anomalies.append(Anomaly(line, f"task {tid} marker {useq} where {expected} was due "
@@ -239,7 +250,7 @@ class El0Transcript:
     @classmethod
     def parse(cls, lines: Sequence[str], scenario: str, seed: int, **kw: Any) -> El0Transcript:
         """Parse console lines (a saved run, or a test's own)."""
-        parser = El0Parser()
+        parser = El0Parser(seed)
         for number, text in enumerate(lines, 1):
             parser.feed(number, text)
         return cls(list(lines), parser.events, parser.noise, parser.anomalies, scenario, seed, **kw)

@@ -87,7 +87,7 @@ def _silent(qemu: Qemu, cfg: El0Config, console: tuple[str, str]) -> KernelSilen
                             f"({source}): does its boot code expect EL3? QEMU raspi3b enters at EL2 "
                             f"(at 0x80000); or is its console another UART (--console)?")
     return KernelSilent(f"the kernel printed {qemu.bytes_read} bytes but the conformance program "
-                        f"never started within {timeout:g} s (no '@KU 1 0 start' line): does "
+                        f"never started within {timeout:g} s (no '@KU 1 0 <tag> start' line): does "
                         f"kernel_main reach move_to_user_mode(user_process), and does its write "
                         f"syscall print the string it is given?")
 
@@ -110,7 +110,7 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
     try:
         with Qemu(argv, cfg.run.max_output, jail=jail) as qemu:
             try:
-                ending, detail = _read(qemu, cfg, console, lines, parser := El0Parser(), scenario, seed)
+                ending, detail = _read(qemu, cfg, console, lines, parser := El0Parser(seed), scenario, seed)
             except OutputLimit:
                 raise flooded(qemu, lines) from None
     except HarnessError as e:

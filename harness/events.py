@@ -118,7 +118,7 @@ class NoiseLines(Sequence[Noise]):
 @dataclass(frozen=True)
 class Boot(Event):
     KIND = "boot"
-    proto: int = _wire(Fmt.DEC, choices=(1,))
+    proto: int = _wire(Fmt.DEC, choices=(2,))  # harness.image.PROTO: version 2 tags every line
     console: str = _wire(Fmt.NAME, choices=("mini", "pl011"))
     el: int = _wire(Fmt.DEC)
     nr_tasks: int = _wire(Fmt.DEC)

@@ -16,7 +16,7 @@ from .errors import ImageError
 MAX_IMAGE_BYTES = 64 << 20  #: far above any teaching kernel; QEMU raspi3b has 1 GiB of RAM
 NOTE_MAGIC = b"KTIMAGE "
 NOTE_MAX = 256  #: a note longer than this (without its NUL) is malformed
-PROTO = 1  #: the protocol version this harness speaks
+PROTO = 2  #: the protocol version this harness speaks (docs/protocol.md); boot markers say it too
 CONSOLES = ("mini", "pl011")
 MODES = ("test", "demo")
 OBJCOPY_HINT = "aarch64-linux-gnu-objcopy -O binary kernel8.elf kernel8.img"

@@ -2,8 +2,9 @@
 
 ``parse_marker`` turns one ``@KT`` line into an event or raises
 ProtocolError; ``Parser`` takes a console line by line and adds the checks
-that need history: sequence numbers, boot first, nothing after end, the
-start matching what the harness sent, list counts. The runner feeds lines
+that need history: sequence numbers, each line's tag (the line belongs to
+this run, at this seq), boot first, nothing after end, the start matching
+what the harness sent, list counts. The runner feeds lines
 as they arrive; harness.transcript feeds saved files through the same code.
 """
 
@@ -18,12 +19,14 @@ from .abi import SYS_EXIT
 from .errors import ProtocolError
 from .events import (KINDS, Boot, End, Event, FieldSpec, Fmt, ListEnd, Noise, NoiseLines,
                      Out, Ready, ScenarioName, Start, Sys)
-from .prng import MASK64
+from .prng import KERNEL_STREAM, LINETAG_DIGITS, MASK64, line_tag
 from .quoting import QUOTED_BODY, unquote
 
 PREFIX = "@KT "
 NOISE_KEEP = 4096  #: characters of a noise line kept as an event (a 1 MiB line stays in the file)
-_HEAD = re.compile(re.escape(PREFIX) + r"([0-9]+) ([a-z_]+)")
+TAG = f"[0-9a-f]{{{LINETAG_DIGITS}}}"  #: a line tag on the wire (docs/protocol.md, "Line tags")
+_HEAD = re.compile(re.escape(PREFIX) + r"([0-9]+) (" + TAG + r") ([a-z_]+)")
+_UNTAGGED = re.compile(re.escape(PREFIX) + r"[0-9]+ [a-z_]+")
 MAX_DIGITS = 20  #: a 64-bit number has at most 20 decimal digits; longer is malformed
 _FIELD = re.compile(r' ([a-z_][a-z0-9_]*)=("' + QUOTED_BODY + r'"|[\x21\x23-\x5b\x5d-\x7e]+)')
 _VALUE = {
@@ -104,11 +107,13 @@ def _parse_slow(line: int, text: str) -> Event:
         raise ProtocolError(line, "malformed marker: bytes outside printable ASCII", text)
     head = _HEAD.match(text)
     if head is None:
-        raise ProtocolError(line, "malformed marker: expected '@KT <seq> <kind>'", text)
+        untagged = _UNTAGGED.match(text) is not None
+        raise ProtocolError(line, "malformed marker: no line tag after the seq (a kernel of protocol 1?)"
+                            if untagged else "malformed marker: expected '@KT <seq> <tag> <kind>'", text)
     if len(head.group(1)) > MAX_DIGITS:
         raise ProtocolError(line, f"malformed marker: seq has {len(head.group(1))} digits "
                                   f"(at most {MAX_DIGITS})", text)
-    seq, kind = int(head.group(1)), head.group(2)
+    seq, kind = int(head.group(1)), head.group(3)
     if kind not in KINDS:
         raise ProtocolError(line, f"unknown marker kind {kind!r}", text)
     specs = _SPECS[kind]
@@ -138,27 +143,28 @@ def _fast_field(spec: FieldSpec) -> str:
     return f"(?: {spec.key}={value})?" if spec.optional else f" {spec.key}={value}"
 
 
-_FAST = {kind: (re.compile(re.escape(PREFIX) + f"([0-9]{{1,19}}) {kind}" + "".join(map(_fast_field, specs))),
+_FAST = {kind: (re.compile(re.escape(PREFIX) + f"([0-9]{{1,19}}) {TAG} {kind}" + "".join(map(_fast_field, specs))),
                 [_FAST_CONVERT[s.fmt] for s in specs])
          for kind, specs in _SPECS.items()}
 
 
 def _parse_fast(line: int, text: str) -> Event | None:
     """The event if ``text`` is a well-formed marker in the common form, else None."""
-    parts = text.split(" ", 3)
-    fast = _FAST.get(parts[2]) if len(parts) > 2 else None
+    parts = text.split(" ", 4)
+    fast = _FAST.get(parts[3]) if len(parts) > 3 else None
     m = fast[0].fullmatch(text) if fast is not None else None
     if m is None:
         return None
     groups = m.groups()
     values = [None if raw is None else convert(raw) for convert, raw in zip(fast[1], groups[1:])]
-    return KINDS[parts[2]](int(groups[0]), line, text, *values)
+    return KINDS[parts[3]](int(groups[0]), line, text, *values)
 
 
 def parse_marker(line: int, text: str) -> Event:
     """Parse one marker line (which starts with ``@KT ``) into its event.
 
-    Checks the grammar, the kind, each field's presence, order and type, and
+    Checks the grammar (the line tag's form, not its value: that needs the
+    run's seed, see Parser), the kind, each field's presence, order and type, and
     what a marker says about itself: ``sys`` has ``ret`` unless it is exit,
     ``out``'s ``len`` is the length of its data, ``end``'s count is its seq.
     An exit ``sys`` *with* ``ret`` is accepted: it is the kernel's true report
@@ -180,6 +186,11 @@ class Parser:
     ``scenario``/``seed``: what the harness sent with ``run``; a ``start``
     marker that names anything else is a protocol error. None: not checked
     (a saved transcript whose command is unknown, or a ``list``).
+
+    Every marker's tag must be ``line_tag(key, KERNEL_STREAM, seq)``, where
+    the key is 0 before ``start`` and the seed ``start`` names from it on
+    (which is the seed the harness sent, when it is given): a line copied
+    from another run, or moved to another seq, is a protocol error.
     """
 
     def __init__(self, scenario: str | None = None, seed: int | None = None) -> None:
@@ -188,6 +199,7 @@ class Parser:
         self.events: list[Event] = []
         self.noise = NoiseLines()
         self._listed = 0  # scenario markers since the last ready
+        self._tag_key: int | None = None  # the seed tags are keyed by; None: before start (key 0)
 
     @property
     def ended(self) -> bool:
@@ -220,13 +232,26 @@ class Parser:
             raise ProtocolError(line, problem, raw)
         if isinstance(event, Start):
             self._check_start(event)
-        elif isinstance(event, ScenarioName):
+            self._tag_key = event.seed
+        self._check_tag(event)
+        if isinstance(event, ScenarioName):
             self._listed += 1
         elif isinstance(event, ListEnd) and event.count != self._listed:
             raise ProtocolError(line, f"list_end count={event.count} but {self._listed} "
                                       f"scenario markers came before it", raw)
         elif isinstance(event, Ready):
             self._listed = 0
+
+    def _check_tag(self, event: Event) -> None:
+        """The marker's tag must be the one of its seq in this run."""
+        key = 0 if self._tag_key is None else self._tag_key
+        want = line_tag(key, KERNEL_STREAM, event.seq)
+        got = event.raw.split(" ", 3)[2]  # parse_marker checked the head: '@KT <seq> <tag> <kind>'
+        if got != want:
+            run = "the lines before start (key 0)" if self._tag_key is None else f"the run with seed {key}"
+            raise ProtocolError(event.line, f"line tag {got} is wrong: seq {event.seq} of {run} carries "
+                                            f"{want}; this line belongs to another run (a replayed, "
+                                            f"spliced or rewritten line)", event.raw)
 
     def _check_start(self, start: Start) -> None:
         if any(isinstance(e, Start) for e in self.events):

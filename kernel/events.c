@@ -1,10 +1,12 @@
 /* events.c: the test-mode marker printer. One marker is one line:
- * "@KT <seq> <kind> key=value ...", see docs/protocol.md. */
+ * "@KT <seq> <tag> <kind> key=value ...", see docs/protocol.md; <tag>
+ * binds the line to this run's seed and its seq (uapi/linetag.h). */
 #include "events.h"
 #include "mm.h"
 #include "param.h"
 #include "printk.h"
 #include "sysregs.h"
+#include "uapi/linetag.h"
 #include "uapi/syscall.h"
 
 #if KT_TEST
@@ -12,6 +14,7 @@
 extern u64 boot_el;
 static u64 next_seq;   /* seq of the next marker */
 static bool line_open; /* a marker line has begun and not ended */
+static u64 tag_seed;   /* the key of line tags: 0 until start, then the run's seed */
 
 #define HEX 16   /* base of hex fields and \xHH escapes */
 #define DEC 10
@@ -25,9 +28,12 @@ static void begin(const char *kind)
         console_putc('\n');
     line_open = true;
     console_puts("@KT ");
-    console_put_num(next_seq++, DEC, 0);
+    console_put_num(next_seq, DEC, 0);
+    console_putc(' ');
+    console_put_num(linetag(tag_seed, LINETAG_KERNEL_STREAM, next_seq), HEX, LINETAG_DIGITS);
     console_putc(' ');
     console_puts(kind);
+    next_seq++;
 }
 
 /* key: start a field "key=". */
@@ -121,6 +127,7 @@ void ev_error(const char *what, const char *line)
 
 void ev_start(const char *scenario, u64 seed)
 {
+    tag_seed = seed; /* start and every marker after it are keyed by the seed */
     begin("start");
     f_name("scenario", scenario);
     f_udec("seed", seed);

@@ -2,6 +2,7 @@
  * demo (normal image) or the command loop (test image). */
 #include "events.h"
 #include "mm.h"
+#include "param.h"
 #include "printk.h"
 #include "run.h"
 #include "sched.h"
@@ -16,9 +17,12 @@ extern u64 boot_el;
 #define IMAGE_MODE "demo"
 #endif
 
-/* The image note: tools learn the console and mode from the file alone. */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x) /* a macro's value as a string literal */
+
+/* The image note: tools learn the protocol, console and mode from the file alone. */
 __attribute__((used)) static const char image_note[] =
-    "KTIMAGE proto=1 console=" CONSOLE_NAME " mode=" IMAGE_MODE;
+    "KTIMAGE proto=" STRINGIFY(PROTO_VERSION) " console=" CONSOLE_NAME " mode=" IMAGE_MODE;
 
 void kernel_main(void);
 

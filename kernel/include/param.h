@@ -10,7 +10,7 @@
 #define POOL_PAGES       1024  /* pages in the user page pool (4 MiB) */
 #define WRITE_MAX        1024  /* longest string write() accepts, in bytes */
 #define CMDLINE_MAX      80    /* longest test-mode command line, in bytes */
-#define PROTO_VERSION    1     /* test-mode marker protocol (docs/protocol.md) */
+#define PROTO_VERSION    2     /* test-mode marker protocol (docs/protocol.md) */
 
 #define FALLBACK_CNTFRQ  19200000    /* Pi 3 crystal, if CNTFRQ_EL0 reads 0 */
 

@@ -12,7 +12,8 @@ FAKE_QEMU_ARGVFILE  write the arguments here (JSON)
 FAKE_QEMU_BOOTLOG   append one line per start here
 FAKE_QEMU_LINE_BYTES  the length of mode longline's line (default 1 MiB)
 FAKE_QEMU_FOLLOW    if set, the replayed echo and start name the command's
-                    scenario and seed instead of the transcript's
+                    scenario and seed instead of the transcript's, and the
+                    markers carry that seed's line tags
 
 replay: print the transcript up to its first ready marker, read one command
 line, print the rest (its own echo line included) and exit. silent: print
@@ -40,9 +41,13 @@ import re
 import signal
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # harness, for the line tags
+from linetags import retag, tag_kt  # noqa: E402  (after the path)
 
 
-CUT = "@KT 3 tas"  #: what mode cut leaves unterminated
+CUT = "@KT 3 8f0e tas"  #: what mode cut leaves unterminated
 LINE_BYTES = 1 << 20  #: mode longline's line, unless FAKE_QEMU_LINE_BYTES says otherwise
 
 
@@ -96,7 +101,7 @@ def main() -> int:
     command = sys.stdin.buffer.readline().decode().split()
     rest = lines[ready:]
     if "FAKE_QEMU_FOLLOW" in env and command[0] == "run":
-        rest = [follow(line, command[1], command[2]) for line in rest]
+        rest = retag(lines[:ready] + [follow(line, command[1], command[2]) for line in rest])[ready:]
     if mode == "flood":
         while True:
             os.write(1, b"U" * 4096)
@@ -112,8 +117,10 @@ def main() -> int:
         start = next(i for i, line in enumerate(rest) if " start " in line) + 1
         emit(rest[:start])
         seq = int(rest[start - 1].split()[1]) + 1
+        key = int(rest[start - 1].rsplit("seed=", 1)[1])
         while True:
-            os.write(1, "".join(f"@KT {seq + i} tick pid=1 n={seq + i}\r\n" for i in range(200)).encode())
+            os.write(1, "".join(tag_kt(f"@KT {seq + i} tick pid=1 n={seq + i}", key) + "\r\n"
+                                for i in range(200)).encode())
             seq += 200
     if mode == "die":
         emit(rest[:2])

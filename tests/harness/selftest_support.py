@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TRANSCRIPTS = ROOT / "fixtures" / "transcripts"
 FAKE_QEMU = Path(__file__).with_name("fake_qemu.py")
-MINI_NOTE = b"KTIMAGE proto=1 console=mini mode=test"
+MINI_NOTE = b"KTIMAGE proto=2 console=mini mode=test"
 B_SELF = (0x14000000).to_bytes(4, "little")  # AArch64 `b .`
 
 

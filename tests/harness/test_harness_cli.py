@@ -22,7 +22,7 @@ def test_run_streams_the_console_and_exits_0(common: list[str], tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "clone_twice", "--seed", "42", *common]) == 0
     out, err = capsys.readouterr()
-    assert out.splitlines()[3] == "@KT 2 start scenario=clone_twice seed=42"
+    assert out.splitlines()[3] == "@KT 2 7519 start scenario=clone_twice seed=42"
     assert len(out.splitlines()) == 39
     assert "# ended: reason=all_exited, 38 markers, QEMU exit status 0" in err
     assert (tmp_path / "build" / "transcripts" / "clone_twice-42.txt").exists()

@@ -12,25 +12,28 @@ from harness.el0 import (PARAM_TAG, Anomaly, El0Parser, El0Transcript, UAfterExi
                          UDying, UError, UExit, UOut, UStart, patch_image)
 from harness.errors import ImageError
 from harness.events import Noise
+from linetags import retag_el0, tag_ku
+
+SEED = 7  #: the seed of the hand-written lines: their tags are keyed by it
 
 
 def parse_one(text: str) -> tuple[object, El0Parser]:
-    """Feed ``text`` as line 1 of a fresh parser."""
-    parser = El0Parser()
-    return parser.feed(1, text), parser
+    """Feed ``text``, tagged for SEED, as line 1 of a fresh parser."""
+    parser = El0Parser(SEED)
+    return parser.feed(1, tag_ku(text, SEED)), parser
 
 
 # --- each kind -----------------------------------------------------------------
 
 def test_start_gives_scenario_and_seed() -> None:
-    line = "@KU 1 0 start proto=1 scenario=exit_zombie seed=7"
+    line = tag_ku("@KU 1 0 start proto=2 scenario=exit_zombie seed=7", SEED)
     event, parser = parse_one(line)
     assert event == UStart(1, line, 1, 0, scenario="exit_zombie", seed=7)
     assert parser.events == [event] and parser.noise == [] and parser.anomalies == []
 
 
 def test_start_takes_a_full_64_bit_seed() -> None:
-    event, _ = parse_one("@KU 1 0 start proto=1 scenario=clone_twice seed=18446744073709551615")
+    event, _ = parse_one("@KU 1 0 start proto=2 scenario=clone_twice seed=18446744073709551615")
     assert isinstance(event, UStart) and event.seed == (1 << 64) - 1
 
 
@@ -60,7 +63,7 @@ def test_out_with_an_empty_string() -> None:
 
 @pytest.mark.parametrize("kind, cls", [("exit", UExit), ("after_exit", UAfterExit), ("dying", UDying)])
 def test_kinds_without_fields(kind: str, cls: type) -> None:
-    line = f"@KU 3 14 {kind}"
+    line = tag_ku(f"@KU 3 14 {kind}", SEED)
     event, parser = parse_one(line)
     assert type(event) is cls
     assert (event.line, event.raw, event.tid, event.useq) == (1, line, 3, 14)
@@ -90,7 +93,7 @@ def test_other_lines_stay_noise(text: str) -> None:
 def test_marker_glued_after_other_text_is_noise_and_a_torn_line() -> None:
     text = "Kernel process start@KU 2 3 exit"
     item, parser = parse_one(text)
-    assert item == Noise(1, text) and parser.events == []
+    assert item == Noise(1, tag_ku(text, SEED)) and parser.events == []
     assert len(parser.anomalies) == 1
     assert parser.anomalies[0].line == 1 and "torn" in parser.anomalies[0].what
 
@@ -101,11 +104,11 @@ def test_two_markers_on_one_line_are_torn() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "@KU 1 0 start proto=2 scenario=exit_zombie seed=7",  # another protocol
+    "@KU 1 0 start proto=1 scenario=exit_zombie seed=7",  # another protocol
     "@KU 1 0 start scenario=exit_zombie seed=7",  # proto missing
-    "@KU 1 0 start proto=1 seed=7",  # scenario missing
-    "@KU 1 0 start proto=1 scenario=exit_zombie seed=7 extra=1",  # a field too many
-    "@KU 1 0 start proto=1 scenario=exit_zombie seed=x",  # seed not a number
+    "@KU 1 0 start proto=2 seed=7",  # scenario missing
+    "@KU 1 0 start proto=2 scenario=exit_zombie seed=7 extra=1",  # a field too many
+    "@KU 1 0 start proto=2 scenario=exit_zombie seed=x",  # seed not a number
     "@KU 1 0 clone child=2",  # stack missing
     "@KU 1 0 out data=abc",  # data not quoted
     '@KU 1 0 out data="\\n"',  # not a \xHH escape
@@ -115,15 +118,15 @@ def test_two_markers_on_one_line_are_torn() -> None:
 ])
 def test_malformed_marker_is_not_an_event(text: str) -> None:
     item, parser = parse_one(text)
-    assert item == Noise(1, text) and parser.events == []
+    assert item == Noise(1, tag_ku(text, SEED)) and parser.events == []
     assert len(parser.anomalies) == 1
 
 
 # --- per-task sequence numbers -------------------------------------------------
 
 def feed_all(lines: list[str]) -> El0Parser:
-    parser = El0Parser()
-    for number, text in enumerate(lines, 1):
+    parser = El0Parser(SEED)
+    for number, text in enumerate(retag_el0(lines, SEED), 1):
         parser.feed(number, text)
     return parser
 
@@ -150,9 +153,9 @@ def test_sequence_repeat_is_one_anomaly_naming_the_task() -> None:
 
 # --- El0Transcript -------------------------------------------------------------
 
-RUN = [
+RUN = retag_el0([
     "Kernel process started. EL 1",
-    "@KU 1 0 start proto=1 scenario=exit_zombie seed=7",
+    "@KU 1 0 start proto=2 scenario=exit_zombie seed=7",
     "@KU 1 1 clone child=2 stack=0x402000",
     "@KU 1 2 cloned child=2 ret=2",
     r'@KU 1 3 out data="p a=2\x0a"',
@@ -164,7 +167,7 @@ RUN = [
     "@KU 2 3 after_exit",
     r'@KU 1 6 out data="p done\x0a"',
     "@KU 1 7 exit",
-]
+], SEED)
 
 
 @pytest.fixture
@@ -191,13 +194,13 @@ def test_outputs_per_task(u: El0Transcript) -> None:
 
 
 def test_exited_is_the_exit_marker_or_none(u: El0Transcript) -> None:
-    assert u.exited(1) == UExit(13, "@KU 1 7 exit", 1, 7)
+    assert u.exited(1) == UExit(13, RUN[12], 1, 7)
     assert u.exited(2) is not None and u.exited(2).line == 10
     assert u.exited(3) is None
 
 
 def test_last_of_is_the_last_marker_of_the_task(u: El0Transcript) -> None:
-    assert u.last_of(2) == UAfterExit(11, "@KU 2 3 after_exit", 2, 3)
+    assert u.last_of(2) == UAfterExit(11, RUN[10], 2, 3)
     assert isinstance(u.last_of(1), UExit)
     assert u.last_of(3) is None
 
@@ -216,10 +219,11 @@ def test_of_refuses_a_field_the_class_does_not_have(u: El0Transcript) -> None:
 
 
 def test_parse_records_anomalies() -> None:
-    t = El0Transcript.parse(RUN[:4] + ["@KU 1 3 exit@KU 2 0 exit", "@KU 1 5 exit"], "exit_zombie", 7,
+    last = tag_ku("@KU 1 5 exit", SEED)
+    t = El0Transcript.parse(RUN[:4] + [tag_ku("@KU 1 3 exit@KU 2 0 exit", SEED), last], "exit_zombie", SEED,
                             ending="stalled")
     assert [a.line for a in t.anomalies] == [5, 6]
-    assert t.exited(1) == UExit(6, "@KU 1 5 exit", 1, 5) and t.exited(2) is None
+    assert t.exited(1) == UExit(6, last, 1, 5) and t.exited(2) is None
 
 
 # --- patch_image ---------------------------------------------------------------

@@ -73,29 +73,29 @@ def test_image_without_note(make_image: Callable[..., Path]) -> None:
 
 
 def test_image_note_is_read(make_image: Callable[..., Path]) -> None:
-    info = inspect_image(make_image(b"KTIMAGE proto=1 console=pl011 mode=test"))
-    assert info.note == ImageNote(1, "pl011", "test")
-    assert inspect_image(make_image(MINI_NOTE)).note == ImageNote(1, "mini", "test")
+    info = inspect_image(make_image(b"KTIMAGE proto=2 console=pl011 mode=test"))
+    assert info.note == ImageNote(2, "pl011", "test")
+    assert inspect_image(make_image(MINI_NOTE)).note == ImageNote(2, "mini", "test")
 
 
 def test_demo_image_is_refused_for_tests(make_image: Callable[..., Path]) -> None:
-    path = make_image(b"KTIMAGE proto=1 console=mini mode=demo")
+    path = make_image(b"KTIMAGE proto=2 console=mini mode=demo")
     assert "this is the demo image" in refused(path)
-    assert inspect_image(path, want_mode=None).note == ImageNote(1, "mini", "demo")
+    assert inspect_image(path, want_mode=None).note == ImageNote(2, "mini", "demo")
 
 
 @pytest.mark.parametrize("note, words", [
-    (b"KTIMAGE proto=2 console=mini mode=test", "speaks protocol 1"),
-    (b"KTIMAGE proto=1 console=uart0 mode=test", "console=uart0"),
-    (b"KTIMAGE proto=1 mode=test", "lacks one of"),
-    (b"KTIMAGE proto=1 console=mini mode=fast", "mode=fast"),
+    (b"KTIMAGE proto=1 console=mini mode=test", "speaks protocol 2"),
+    (b"KTIMAGE proto=2 console=uart0 mode=test", "console=uart0"),
+    (b"KTIMAGE proto=2 mode=test", "lacks one of"),
+    (b"KTIMAGE proto=2 console=mini mode=fast", "mode=fast"),
 ])
 def test_bad_note_is_refused(make_image: Callable[..., Path], note: bytes, words: str) -> None:
     assert words in refused(make_image(note))
 
 
 def test_note_without_terminator(tmp_path: Path) -> None:
-    (tmp_path / "k.img").write_bytes(B_SELF + b"KTIMAGE proto=1 console=mini mode=test" + b"\x01" * 300)
+    (tmp_path / "k.img").write_bytes(B_SELF + b"KTIMAGE proto=2 console=mini mode=test" + b"\x01" * 300)
     assert "not NUL-terminated" in refused(tmp_path / "k.img")
 
 

@@ -17,6 +17,7 @@ from harness.protocol import parse_marker
 from harness.runner import RunConfig, parse_seconds, run_scenario
 from harness.stall import what_stopped
 from harness.text import excerpt, printable
+from linetags import retag
 
 ROOT = Path(__file__).resolve().parents[2]
 PEAK_RSS_BOUND = 200 << 20  #: what a pytest process judging a flood may peak at (issue 8)
@@ -34,11 +35,11 @@ def test_one_console_line_stays_one_report_line() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "@KT " + "9" * 5000 + " ready",
-    "@KT 0 boot proto=1 console=mini el=" + "1" * 5000 + " nr_tasks=16 hz=1000 nr_syscalls=4 "
+    "@KT " + "9" * 5000 + " 0000 ready",
+    "@KT 0 ec51 boot proto=2 console=mini el=" + "1" * 5000 + " nr_tasks=16 hz=1000 nr_syscalls=4 "
     "page_size=4096 pool_base=0x0 pool_pages=1 kernel_base=0x0 kernel_end=0x0 user_base=0x0 "
     "user_end=0x0 write_max=1",
-    "@KT 1 tick pid=1 n=0x" + "f" * 5000,
+    "@KT 1 df40 tick pid=1 n=0x" + "f" * 5000,
 ])
 def test_oversized_numbers_are_protocol_errors(text: str) -> None:
     with pytest.raises(ProtocolError) as e:
@@ -89,7 +90,7 @@ def test_a_guest_that_computes_silently_is_stalled_not_timed_out(fake_config: Ru
     assert "start scenario=clone_twice" in e.value.summary
 
 
-BOOT = ("@KT 0 boot proto=1 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
+BOOT = ("@KT 0 boot proto=2 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
         "pool_base=0x200000 pool_pages=1024 kernel_base=0x80000 kernel_end=0x1a2000 "
         "user_base=0x1a0000 user_end=0x1a2000 write_max=1024 priority=2")
 SLICE = [BOOT, "@KT 1 start scenario=x seed=1", "@KT 2 task pid=1 parent=0 state=new reason=scenario",
@@ -97,7 +98,7 @@ SLICE = [BOOT, "@KT 1 start scenario=x seed=1", "@KT 2 task pid=1 parent=0 state
 
 
 def _events(lines: list[str]) -> list:
-    return [parse_marker(i + 1, text) for i, text in enumerate(lines)]
+    return [parse_marker(i + 1, text) for i, text in enumerate(retag(lines))]
 
 
 @pytest.mark.parametrize("tail, says", [
@@ -191,7 +192,7 @@ def test_a_1mib_line_without_a_line_end_is_one_bounded_verdict(fake_config: RunC
     with pytest.raises(KernelDied, match=r"its last line: 'a+\.\.\. \(1048576 chars\)'$") as e:
         run_scenario(fake_config, "clone_twice", 42)
     verdict = e.value
-    assert verdict.lines[-1] == "a" * size and verdict.lines[-2].startswith("@KT 2 start")
+    assert verdict.lines[-1] == "a" * size and verdict.lines[-2].startswith("@KT 2 7519 start")
     assert verdict.path is not None and verdict.path.read_bytes().endswith(b"\n" + b"a" * size + b"\n")
     assert len(verdict.summary) < 500 and len(verdict.report()) < 10 * HarnessError.KEEP_CHARS
     settled = verdict.settle()

@@ -94,7 +94,7 @@ def test_broken_rule_shows_rule_context_and_transcript(session: Callable[..., py
         "rule broken: clone returns the child pid",
         "scenario clone_twice, seed 42",
         "last 5 lines of the transcript:",
-        "*| @KT 37 end count=37 reason=all_exited",
+        "*| @KT 37 9fe9 end count=37 reason=all_exited",
         "full transcript: *build/transcripts/clone_twice-42.txt",
         "replay: python -m harness run clone_twice --seed 42 --kernel *kernel.img",
         "FAILED test_judge.py::test_clone_returns_pids - rule broken: clone*",

@@ -11,6 +11,14 @@ from harness.events import (KINDS, Boot, CommandError, End, ListEnd, Out, PMove,
 from harness.protocol import Parser, is_marker, parse_marker
 from harness.text import decode
 from harness.transcript import Transcript
+from linetags import tag_kt
+
+
+def T(text: str) -> str:
+    """A hand-written marker with its tag (key 0: parse_marker checks the
+    tag's form only; the Parser checks its value)."""
+    return tag_kt(text, 0)
+
 
 GOOD = [
     "hand_clone_twice_42.txt", "hand_fault_7.txt", "hand_forged_out_42.txt", "hand_panic_5.txt",
@@ -37,8 +45,9 @@ BAD = [
     ("bad_second_boot.txt", 21, "boot marker in the middle"),
     ("bad_bad_choice.txt", 13, "'state'=running is not one of"),
 ]
-OTHER = ["hand_list.txt", "hand_unknown_scenario.txt", "contract_exit_returns.txt", "README.md"]
-BOOT = ("@KT 0 boot proto=1 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
+OTHER = ["hand_list.txt", "hand_unknown_scenario.txt", "contract_exit_returns.txt", "README.md",
+         "real_el0_lesson5_clone_twice_42.txt"]  # EL0: tests/harness/test_harness_linetags.py
+BOOT = T("@KT 0 boot proto=2 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
         "pool_base=0x200000 pool_pages=1024 kernel_base=0x80000 kernel_end=0x1a2000 "
         "user_base=0x1a0000 user_end=0x1a2000 write_max=1024")
 
@@ -56,7 +65,7 @@ def test_good_transcript_parses_into_consistent_events(name: str) -> None:
     assert t.end.count == len(t.events) - 1
     for event in t.events:
         assert t.lines[event.line - 1] == event.raw
-        assert event.KIND == event.raw.split()[2]
+        assert event.KIND == event.raw.split()[3]
     marker_lines = {e.line for e in t.events}
     noise_lines = {n.line for n in t.noise}
     assert marker_lines | noise_lines == set(range(1, len(t.lines) + 1))
@@ -81,7 +90,7 @@ def test_an_exit_that_returned_reaches_the_judges() -> None:
 
 def test_a_call_other_than_exit_must_report_its_result() -> None:
     with pytest.raises(ProtocolError, match="missing field 'ret' .only exit's has none."):
-        parse_marker(3, "@KT 9 sys pid=1 nr=2 x8=0x2 a0=0x0 a1=0x0 a2=0x0")
+        parse_marker(3, T("@KT 9 sys pid=1 nr=2 x8=0x2 a0=0x0 a1=0x0 a2=0x0"))
 
 
 def test_start_with_another_seed_than_sent_is_a_protocol_error() -> None:
@@ -126,24 +135,24 @@ def test_list_and_error_conversation() -> None:
 
 def test_list_end_count_must_match_the_scenarios_listed() -> None:
     parser = Parser()
-    for n, text in enumerate([BOOT, "@KT 1 ready", "@KT 2 scenario name=a"], 1):
+    for n, text in enumerate([BOOT, T("@KT 1 ready"), T("@KT 2 scenario name=a")], 1):
         parser.feed(n, text)
     with pytest.raises(ProtocolError, match="list_end count=2 but 1 scenario markers"):
-        parser.feed(4, "@KT 3 list_end count=2")
+        parser.feed(4, T("@KT 3 list_end count=2"))
 
 
 def test_fields_become_typed_values() -> None:
-    sys_ = parse_marker(7, "@KT 9 sys pid=1 nr=7 x8=0xffffffff00000007 a0=0x0 a1=0x1a a2=0x0 ret=-38")
+    sys_ = parse_marker(7, T("@KT 9 sys pid=1 nr=7 x8=0xffffffff00000007 a0=0x0 a1=0x1a a2=0x0 ret=-38"))
     assert isinstance(sys_, Sys)
     assert (sys_.seq, sys_.line, sys_.pid, sys_.nr, sys_.x8, sys_.a1, sys_.ret) == (
         9, 7, 1, 7, 0xFFFFFFFF00000007, 0x1A, -38)
-    exit_ = parse_marker(1, "@KT 9 sys pid=1 nr=3 x8=0x3 a0=0x0 a1=0x0 a2=0x0")
+    exit_ = parse_marker(1, T("@KT 9 sys pid=1 nr=3 x8=0x3 a0=0x0 a1=0x0 a2=0x0"))
     assert isinstance(exit_, Sys) and exit_.ret is None
-    move = parse_marker(1, "@KT 5 pmove from=1 to=2 addr=0x201000")
+    move = parse_marker(1, T("@KT 5 pmove from=1 to=2 addr=0x201000"))
     assert isinstance(move, PMove) and (move.from_, move.to, move.addr) == (1, 2, 0x201000)
-    switch = parse_marker(1, "@KT 5 switch from=0 to=1")
+    switch = parse_marker(1, T("@KT 5 switch from=0 to=1"))
     assert isinstance(switch, Switch) and switch.from_ == 0
-    out = parse_marker(1, '@KT 5 out pid=2 len=0 data=""')
+    out = parse_marker(1, T('@KT 5 out pid=2 len=0 data=""'))
     assert isinstance(out, Out) and out.data == b""
     boot = parse_marker(1, BOOT)
     assert isinstance(boot, Boot) and (boot.pool_base, boot.write_max) == (0x200000, 1024)
@@ -151,14 +160,14 @@ def test_fields_become_typed_values() -> None:
 
 def test_every_kind_has_an_event_class_with_wire_fields() -> None:
     assert len(KINDS) == 18
-    assert isinstance(parse_marker(1, "@KT 1 ready"), Ready)
-    assert isinstance(parse_marker(1, "@KT 1 list_end count=0"), ListEnd)
+    assert isinstance(parse_marker(1, T("@KT 1 ready")), Ready)
+    assert isinstance(parse_marker(1, T("@KT 1 list_end count=0")), ListEnd)
 
 
 @pytest.mark.parametrize("text, words", [
-    ("@KT 1 ready extra", "malformed marker: no ' key=value' field at column 12"),
-    ("@KT  1 ready", "expected '@KT <seq> <kind>'"),
-    ("@KT x ready", "expected '@KT <seq> <kind>'"),
+    ("@KT 1 ready extra", "malformed marker: no ' key=value' field at column 17"),
+    ("@KT  1 ready", "expected '@KT <seq> <tag> <kind>'"),
+    ("@KT x ready", "expected '@KT <seq> <tag> <kind>'"),
     ("@KT 1 Ready", "malformed marker"),
     ("@KT 1 ready ", "malformed marker"),
     ("@KT 1 tick pid=1 pid=2", "field 'pid' appears twice"),
@@ -170,20 +179,20 @@ def test_every_kind_has_an_event_class_with_wire_fields() -> None:
     ("@KT 1 sys pid=1 nr=0 x8=0x0 a0=0x0 a1=0x0 a2=0x0 ret=-9223372036854775809", "does not fit"),
     ('@KT 1 out pid=1 len=1 data="\\x0A"', "malformed marker"),
     ('@KT 1 out pid=1 len=1 data="\\n"', "malformed marker"),
-    ("@KT 1 boot proto=2 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
+    ("@KT 1 boot proto=1 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
      "pool_base=0x2 pool_pages=1 kernel_base=0x8 kernel_end=0x9 user_base=0x1 user_end=0x2 "
-     "write_max=1024", "'proto'=2 is not one of: 1"),
+     "write_max=1024", "'proto'=1 is not one of: 2"),
     ("@KT 1 ready\t", "printable ASCII"),
 ])
 def test_malformed_markers_are_named(text: str, words: str) -> None:
     with pytest.raises(ProtocolError) as raised:
-        parse_marker(5, text)
+        parse_marker(5, T(text))
     assert words in str(raised.value)
     assert raised.value.line == 5
 
 
 def test_a_raw_undecodable_byte_cannot_pass_for_an_escape() -> None:
-    text = decode(b'@KT 1 out pid=1 len=1 data="\xff"')
+    text = T(decode(b'@KT 1 out pid=1 len=1 data="\xff"'))
     with pytest.raises(ProtocolError, match="bytes outside printable ASCII"):
         parse_marker(1, text)
 

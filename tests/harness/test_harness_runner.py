@@ -45,10 +45,10 @@ def test_command_line_for_the_mini_uart(fake_config: RunConfig, fake_qemu: FakeQ
 
 
 @pytest.mark.parametrize("note, console, serial", [
-    (b"KTIMAGE proto=1 console=pl011 mode=test", None, ["-serial", "stdio"]),
+    (b"KTIMAGE proto=2 console=pl011 mode=test", None, ["-serial", "stdio"]),
     (None, None, ["-serial", "null", "-serial", "stdio"]),
-    (b"KTIMAGE proto=1 console=mini mode=test", "pl011", ["-serial", "stdio"]),
-    (b"KTIMAGE proto=1 console=pl011 mode=test", "mini", ["-serial", "null", "-serial", "stdio"]),
+    (b"KTIMAGE proto=2 console=mini mode=test", "pl011", ["-serial", "stdio"]),
+    (b"KTIMAGE proto=2 console=pl011 mode=test", "mini", ["-serial", "null", "-serial", "stdio"]),
 ])
 def test_console_comes_from_option_then_note_then_mini(
         fake_config: RunConfig, fake_qemu: FakeQemu, make_image: Callable[..., Path],
@@ -96,7 +96,7 @@ def test_qemu_exits_during_the_run(fake_config: RunConfig, fake_qemu: FakeQemu) 
     fake_qemu.configure("die")
     with pytest.raises(KernelDied, match=r"QEMU exited \(exit status 3\) before the end marker "
                                          r"\(after `run clone_twice 42`\); its last line: "
-                                         r"'@KT 2 start scenario=clone_twice seed=42'"):
+                                         r"'@KT 2 7519 start scenario=clone_twice seed=42'"):
         run_scenario(fake_config, "clone_twice", 42)
     assert gone(fake_qemu.pid())
 
@@ -119,7 +119,7 @@ def test_run_that_never_ends(fake_config: RunConfig, fake_qemu: FakeQemu) -> Non
     with pytest.raises(RunTimeout, match=r"no end marker within 0.5 s of `run clone_twice 42`; "
                                          r"the last marker is line 4") as e:
         run_scenario(replace(fake_config, run_timeout=0.5), "clone_twice", 42)
-    assert e.value.path is not None and "@KT 2 start" in e.value.path.read_text()
+    assert e.value.path is not None and "@KT 2 7519 start" in e.value.path.read_text()
     assert gone(fake_qemu.pid())
 
 

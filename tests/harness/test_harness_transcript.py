@@ -78,11 +78,11 @@ def test_fail_message_names_rule_detail_context_and_path(t: Transcript) -> None:
         "  expected 7, got 2",
         "scenario clone_twice, seed 42",
         "at line 15:",
-        "   13 | @KT 11 task pid=2 parent=1 state=new reason=clone",
-        "   14 | @KT 12 pmove from=1 to=2 addr=0x201000",
-        ">> 15 | @KT 13 sys pid=1 nr=2 x8=0x2 a0=0x201000 a1=0x0 a2=0x0 ret=2",
-        "   16 | @KT 14 palloc pid=1 addr=0x202000",
-        "   17 | @KT 15 sys pid=1 nr=1 x8=0x1 a0=0x2 a1=0x0 a2=0x0 ret=2105344",
+        "   13 | @KT 11 faff task pid=2 parent=1 state=new reason=clone",
+        "   14 | @KT 12 caed pmove from=1 to=2 addr=0x201000",
+        ">> 15 | @KT 13 5430 sys pid=1 nr=2 x8=0x2 a0=0x201000 a1=0x0 a2=0x0 ret=2",
+        "   16 | @KT 14 81bd palloc pid=1 addr=0x202000",
+        "   17 | @KT 15 354b sys pid=1 nr=1 x8=0x1 a0=0x2 a1=0x0 a2=0x0 ret=2105344",
         f"full transcript: {HAND}",
         "replay: python -m harness run clone_twice --seed 42",
     ])
@@ -94,9 +94,9 @@ def test_fail_clips_context_at_the_ends_and_cites_several_events(t: Transcript) 
     with pytest.raises(RuleBroken) as raised:
         t.fail("r", t.boot, t.end)
     text = str(raised.value).splitlines()
-    assert text[2:6] == ["at line 1:", ">> 1 | " + t.lines[0], "   2 | @KT 1 ready",
+    assert text[2:6] == ["at line 1:", ">> 1 | " + t.lines[0], "   2 | @KT 1 df40 ready",
                          "   3 | run clone_twice 42"]
-    assert text[6] == "at line 39:" and text[9] == ">> 39 | @KT 37 end count=37 reason=all_exited"
+    assert text[6] == "at line 39:" and text[9] == ">> 39 | @KT 37 9fe9 end count=37 reason=all_exited"
 
 
 def test_fail_without_cited_events_shows_the_end_of_the_transcript(t: Transcript) -> None:

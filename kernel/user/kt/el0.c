@@ -7,17 +7,19 @@
  * Every fact goes out through the lesson's write syscall as one EL0 marker
  * line (docs/protocol.md, "EL0 markers"):
  *
- *     @KU <tid> <seq> <kind>[ <key>=<value>]...
+ *     @KU <tid> <seq> <tag> <kind>[ <key>=<value>]...
  *
  * <tid> is the task's id as the program knows it (1 for the first task,
  * then 2, 3, ... in clone order: the kernel's pids are not visible from
- * EL0), <seq> counts that task's markers from 0. Lines never contain '%',
+ * EL0), <seq> counts that task's markers from 0, <tag> binds the line to
+ * the seed and to (tid, seq) (uapi/linetag.h). Lines never contain '%',
  * since a lesson kernel's sys_write may pass them to printf as a format.
  * The scenario and seed come from kt_params, which the harness patches in
  * a copy of the image before each boot. */
 #include <stddef.h>
 
 #include "ulib.h"
+#include "uapi/linetag.h"
 
 #define KT_TASKS_MAX 64          /* task ids one run can give out */
 #define KT_FIRST_TID 1           /* the task that enters user_process */
@@ -25,6 +27,11 @@
 #define KT_TAG "KT-EL0-PARAMS-1" /* 15 bytes + NUL: the harness looks for it */
 #define KT_TAG_SIZE 16
 #define KT_AFTER_EXIT_SPIN 1000000UL
+#define KT_PROTO 2               /* EL0 marker grammar version (docs/protocol.md) */
+#define KT_STR_(x) #x
+#define KT_STR(x) KT_STR_(x)     /* a macro's value as a string literal */
+/* A marker's head: tid, seq, tag (zero-padded hex), kind. */
+#define KT_HEAD "@KU %lu %lu %0" KT_STR(LINETAG_DIGITS) "lx %s"
 
 /* The parameter block: the tag (found exactly once in the image), then
  * the scenario name (NUL-padded) and the seed (little-endian), patched by
@@ -129,12 +136,13 @@ static char kt_line[KT_LINE_MAX];
  * write's result. */
 static long kt_marker(const char *kind, const char *fields, const char *data)
 {
-    unsigned long tid = kt_tid(), len;
+    unsigned long tid = kt_tid(), len, seq;
     long ret;
 
     kt_lock();
-    len = (unsigned long)u_snprintf(kt_line, sizeof(kt_line), "@KU %lu %lu %s", tid,
-                                    kt_seq[tid]++, kind);
+    seq = kt_seq[tid]++;
+    len = (unsigned long)u_snprintf(kt_line, sizeof(kt_line), KT_HEAD, tid, seq,
+                                    linetag(kt_params.seed, tid, seq), kind);
     kt_put(kt_line, &len, fields);
     if (data) {
         kt_put(kt_line, &len, " data=");
@@ -218,7 +226,7 @@ void user_process(void)
         name[i] = kt_params.scenario[i];
     name[SCENARIO_NAME_MAX] = '\0';
     kt_stack_page[KT_FIRST_TID] = kt_sp_page();
-    u_snprintf(fields, sizeof(fields), " proto=1 scenario=%s seed=%lu", name, seed);
+    u_snprintf(fields, sizeof(fields), " proto=%d scenario=%s seed=%lu", KT_PROTO, name, seed);
     kt_marker("start", fields, 0);
     s = kt_find(name);
     if (s == 0)
