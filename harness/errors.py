@@ -128,3 +128,18 @@ class KernelPanic(HarnessError):
                        f"ELR 0x{panic.elr:x}, FAR 0x{panic.far:x}")
         super().__init__(summary)
         self.panic = panic
+
+
+class InfrastructureError(HarnessError):
+    """The run was cut short by something outside the kernel and the harness:
+    QEMU died of a signal the harness did not send (killed from outside, the
+    machine out of memory). The grader retries such a run once: a fault that
+    comes back at the same scenario and console line is the kernel's own
+    doing (it can fake one) and is judged as KernelDied."""
+
+
+def signal_death(status: object) -> int | None:
+    """The signal that ended QEMU, if ``status`` (a qemu.ExitStatus or None)
+    says it was killed by one; None for an exit code or no status."""
+    signum = getattr(status, "signal", None)
+    return signum if isinstance(signum, int) else None
