@@ -785,7 +785,7 @@ def grade_one(sub: Submission, ctx: Context) -> Graded:
     twins = ctx.twins.get(sub.name, [])
     why = rejection(sub, ctx)
     if why:
-        _clear(out, "transcripts", "junit.xml", "pytest.log", STAGING)
+        _clear(out, "transcripts", "junit.xml", "pytest.log", "build", STAGING)
         graded = Graded(sub, ctx.rules, _empty(sub, ctx.rubric, ctx.rules), why, identical_to=twins)
         write_report(graded, out)
         write_results(graded, out)
@@ -801,7 +801,7 @@ def grade_one(sub: Submission, ctx: Context) -> Graded:
                 done = replace(done, graded=_kernel_died(done.graded, done.faults), infra="")
             elif done.infra:
                 check_space(ctx.out, out)
-                _clear(out, STAGING, "transcripts")
+                _clear(out, STAGING, "transcripts", "build")
                 return Graded(sub, ctx.rules, done.graded.scenarios, not_graded=f"infrastructure: {done.infra}",
                               identical_to=twins)
         graded = replace(done.graded, identical_to=twins)
@@ -817,7 +817,7 @@ def grade_one(sub: Submission, ctx: Context) -> Graded:
         _clear(out, STAGING)
         return graded
     except (Interrupted, DiskFull):
-        _clear(out, STAGING, "transcripts")
+        _clear(out, STAGING, "transcripts", "build")  # what the child wrote for a grading not finished
         raise
 
 
@@ -930,7 +930,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        print("grade: interrupted before grading started; nothing was graded", file=sys.stderr)
+        print("grade: interrupted; rerun with --resume to finish", file=sys.stderr)
         return 130
     except DiskFull as e:
         print(f"grade: {e}", file=sys.stderr)

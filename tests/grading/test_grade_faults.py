@@ -148,14 +148,16 @@ def test_ctrl_c_mid_class_then_resume_finishes_what_is_missing(tmp_path: Path) -
     klass, out = tmp_path / "class", tmp_path / "out"
     klass.mkdir()
     names = [honest_image(klass / f"s{i}.img", i).name for i in range(1, 4)] + [honest_tree(klass / "tree").name]
+    # its own session, as a shell's job: the Ctrl-C below goes to its whole process group, as a
+    # terminal's does; the child pytests, in sessions of their own, must not see it
     proc = subprocess.Popen([sys.executable, "-m", "harness", "grade", str(klass), "--out", str(out), "-j", "2"],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
     log = []
     assert proc.stderr is not None
     for line in proc.stderr:  # Ctrl-C once the first submission is graded: others are in flight
         log.append(line)
         if re.match(r"\S+: \d+(\.\d+)?/\d+", line):
-            proc.send_signal(signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGINT)
             break
     log += proc.stderr.readlines()
     code = proc.wait(timeout=60)
@@ -211,6 +213,9 @@ def test_a_full_out_disk_is_one_clear_error_then_resume_completes(tmp_path: Path
 
 # --- what is not graded as the student's work, and what a report shows ----------
 
+ODD = pytest.mark.xdist_group("grade_odd_class")  #: one worker builds the class, its tests run in order
+
+
 @pytest.fixture(scope="module")
 def odd_class(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """Copies of the project's work (not run), and a kernel printing a
@@ -227,6 +232,7 @@ def odd_class(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str
     return klass, out, done.stderr
 
 
+@ODD
 def test_copies_of_the_project_and_fixtures_score_zero_unrun(odd_class) -> None:
     _, out, _ = odd_class
     expected = {"project.img": "the project's test image build/kernel8-test.img",
@@ -244,6 +250,7 @@ def test_copies_of_the_project_and_fixtures_score_zero_unrun(odd_class) -> None:
         assert not (out / name / "transcripts").exists()  # never run
 
 
+@ODD
 def test_a_repeated_signal_death_is_the_kernels_own_doing(odd_class) -> None:
     """ctrl_line.img kills its own QEMU at the same console line each time:
     retried once, then judged KernelDied (0), and the submission is graded."""
@@ -256,6 +263,7 @@ def test_a_repeated_signal_death_is_the_kernels_own_doing(odd_class) -> None:
         assert "after console line 3: 'third line'" in t["output"], t
 
 
+@ODD
 def test_report_lines_are_console_lines_with_every_control_byte_escaped(odd_class) -> None:
     _, out, _ = odd_class
     transcript = next((out / "ctrl.img" / "transcripts").rglob("clone_twice-*.txt")).read_bytes()
@@ -270,6 +278,7 @@ def test_report_lines_are_console_lines_with_every_control_byte_escaped(odd_clas
         assert not any("\r" in v or "\n" in v for v in row.values()), row
 
 
+@ODD
 def test_resume_refuses_another_class_seed_or_rule_set(odd_class) -> None:
     klass, out, _ = odd_class
     seed = json.loads((out / "grading.json").read_text())["class_seed"]
@@ -281,6 +290,7 @@ def test_resume_refuses_another_class_seed_or_rule_set(odd_class) -> None:
     assert json.loads((out / "grading.json").read_text())["class_seed"] == seed
 
 
+@ODD
 def test_resume_regrades_a_damaged_or_foreign_results_file(odd_class) -> None:
     klass, out, _ = odd_class
     good = (out / "demo.img" / "results.json").read_text()
@@ -329,6 +339,7 @@ def test_seeds_follow_the_class_seed_and_the_content(tmp_path: Path) -> None:
     assert content_hash(tree) != hashed
 
 
+@ODD
 def test_no_report_prints_the_class_seed(odd_class) -> None:
     klass, out, log = odd_class
     seed = str(json.loads((out / "grading.json").read_text())["class_seed"])
