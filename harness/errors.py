@@ -144,3 +144,18 @@ class JailUnavailable(HarnessError):
     """A kernel that is not this checkout's own build would run without a
     jail (harness.jail): refused unless --unsafe-no-sandbox; names why no
     jail can be made."""
+
+
+class InfrastructureError(HarnessError):
+    """The run was cut short by something outside the kernel and the harness:
+    QEMU died of a signal the harness did not send (killed from outside, the
+    machine out of memory). The grader retries such a run once: a fault that
+    comes back at the same scenario and console line is the kernel's own
+    doing (it can fake one) and is judged as KernelDied."""
+
+
+def signal_death(status: object) -> int | None:
+    """The signal that ended QEMU, if ``status`` (a qemu.ExitStatus or None)
+    says it was killed by one; None for an exit code or no status."""
+    signum = getattr(status, "signal", None)
+    return signum if isinstance(signum, int) else None

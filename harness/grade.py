@@ -4,46 +4,93 @@ Each entry of DIR is one submission: a source tree (ported and judged from
 EL0, ``--submission``) or a kernel image (judged with markers if its note
 says ``mode=test``, else from EL0). For each, the whole suite runs in a
 child pytest, exactly as ``make check`` would, with one seed derived from
-the class seed and the submission's name; its JUnit XML is scored with the
-rubric (grading/rubric.toml). Written per submission, under OUT/<name>/:
-``results.json`` (Gradescope's format), ``report.html``, ``transcripts/``,
-``junit.xml``, ``pytest.log``; for the class: ``summary.csv`` and
-``index.html``. Nothing in them depends on the time or the machine, so two
-runs with one class seed give the same files.
+the class seed (random, kept in OUT/grading.json), the submission's name
+and a hash of its content; its JUnit XML is scored with the rubric
+(grading/rubric.toml). A copy of this project's images or of a fixture is
+not run: it scores 0.
+
+Written per submission, under OUT/<name>/: ``transcripts/``, ``junit.xml``,
+``pytest.log``, ``report.html``, then ``results.json`` (Gradescope's
+format) LAST: it marks a finished grading (``--resume`` skips only a
+submission whose results.json is valid for this class). For the class:
+``grading.json``, ``summary.csv`` and ``index.html``. Every file is written
+atomically (a temporary file, then a rename). Nothing in them depends on
+the time or the machine, so two runs with one class seed give the same files.
+
+The grader's own faults are not the student's: a QEMU killed by a signal
+the harness did not send, an exception inside the harness, or a child
+pytest that crashed is retried once and otherwise recorded as "not graded"
+(no results.json); Ctrl-C stops the class and writes nothing for the
+submissions in flight; a full disk on OUT stops the run with one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import builtins
 import concurrent.futures
+import contextlib
 import csv
+import errno
 import hashlib
+import io
 import json
 import os
 import re
+import secrets
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
+from . import jail
+from .errors import HarnessError, InfrastructureError
 from .image import inspect_image
+from .port import SKIP
 from .prng import MASK64, parse_seed
+from .text import decode, printable, printable_text, split_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUBRIC = ROOT / "grading" / "rubric.toml"
 SUBMISSION_TIMEOUT = 900.0  #: seconds for one submission's whole child pytest (a backstop)
+STOP_GRACE = 5.0  #: seconds an interrupted child pytest gets to stop its QEMUs before SIGKILL
 SEED_PROOFS = ("test_seed_proof", "test_el0_seed_proof")  #: tests/scenarios/test_invariants.py
+STATE_FILE = "grading.json"  #: OUT's class seed, rule set, rubric hash and suite version
+STAGING = ".staging"  #: OUT/<name>/.staging: a grading in progress (junit.xml, pytest.log)
+PROBE_BYTES = 64 << 10  #: what the disk check writes to OUT after a child pytest failed
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NEEDS = "not judged: needs"
 _CITED = re.compile(r"^>> +(\d+) \|", re.M)
+#: the submission's own problem when its child pytest stops with a usage error naming it
+_OWN_USAGE_ERROR = ("--submission ", "--kernel:")
+_PYTEST_EXITS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+REPORT_LINE_CHARS = 2000  #: characters of one transcript line shown in a report
 
 
 class GradeError(Exception):
     """Bad input to the grade command (one line for the user)."""
+
+
+class DiskFull(Exception):
+    """OUT ran out of space (or quota) while the grader or a child wrote ``where``."""
+
+    def __init__(self, where: Path) -> None:
+        super().__init__(f"OUT: no space left on device while writing {where}; everything graded "
+                         f"so far is intact; free space and rerun with --resume")
+        self.where = where
+
+
+class Interrupted(Exception):
+    """The class was stopped (Ctrl-C) while this submission was graded:
+    nothing is written for it."""
 
 
 # --- the rubric -------------------------------------------------------------
@@ -106,7 +153,102 @@ def load_rubric(path: Path) -> Rubric:
     return Rubric(Path(path), default_weight, scenarios, common)
 
 
-# --- one submission ---------------------------------------------------------
+def rubric_hash(path: Path) -> str:
+    """sha256 of the rubric file (OUT/grading.json: a resume must use the same one)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def suite_version() -> str:
+    """A hash of the judging code (harness/, tests/scenarios/): recorded in
+    OUT/grading.json so a resume across a change of the suite is named."""
+    h = hashlib.sha256()
+    for base in (ROOT / "harness", ROOT / "tests" / "scenarios"):
+        for f in sorted(base.rglob("*")):
+            if f.is_file() and f.suffix in (".py", ".c", ".S", ".h", ".ld"):
+                h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+# --- what a submission is ---------------------------------------------------
+
+_CHUNK = 1 << 20
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's bytes (an unreadable file: of the reason, so it is
+    still one stable value)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except OSError as e:
+        return hashlib.sha256(f"unreadable: {e.strerror}".encode()).hexdigest()
+    return h.hexdigest()
+
+
+def tree_hash(tree: Path) -> str:
+    """A hash of a source tree's content: every entry's path relative to the
+    tree, its kind (file, executable, link, folder) and its bytes (a link:
+    its target), in a fixed order; build outputs are left out exactly as the
+    port leaves them out of its copy (harness.port.SKIP), so building a tree
+    does not change its hash and a changed source file does."""
+    h = hashlib.sha256(b"kt-tree-1\0")
+    todo: list[str] = [""]
+    while todo:  # a stack, not recursion: a hostile tree may nest deeper than Python's stack
+        rel = todo.pop()
+        folder = tree / rel if rel else tree
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError as e:
+            h.update(b"E" + os.fsencode(rel) + b"\0" + str(e.strerror).encode() + b"\0")
+            continue
+        skipped = SKIP(str(folder), [e.name for e in entries])
+        for entry in entries:
+            if entry.name in skipped:
+                continue
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            name = os.fsencode(path) + b"\0"
+            if entry.is_symlink():
+                h.update(b"L" + name + os.fsencode(os.readlink(entry.path)) + b"\0")
+            elif entry.is_dir():
+                h.update(b"D" + name)
+                todo.append(path)
+            elif entry.is_file():
+                kind = b"X" if os.access(entry.path, os.X_OK) else b"F"
+                h.update(kind + name + file_hash(Path(entry.path)).encode() + b"\0")
+            else:
+                h.update(b"S" + name)
+    return h.hexdigest()
+
+
+def content_hash(path: Path) -> str:
+    """The hash of a submission's content: a tree's (tree_hash) or an image's bytes."""
+    return tree_hash(path) if path.is_dir() else file_hash(path)
+
+
+_PROJECT_IMAGES = {"kernel8-test.img": "the project's test image", "kernel8.img": "the project's demo image",
+                   "kernel8-test.elf": "the project's test kernel ELF", "kernel8.elf": "the project's demo kernel ELF"}
+
+
+def known_works(root: Path = ROOT) -> dict[str, str]:
+    """Content hash -> what it is, for everything a student must not hand in
+    as their own: this project's images (build/), every fixture tree (a
+    folder under fixtures/ with a Makefile), every fixture file and every
+    image built from fixtures/images (build/bad-images/)."""
+    known: dict[str, str] = {}
+    for name, what in _PROJECT_IMAGES.items():
+        if (root / "build" / name).is_file():
+            known.setdefault(file_hash(root / "build" / name), f"{what} build/{name}")
+    fixtures = root / "fixtures"
+    for makefile in sorted([*fixtures.rglob("Makefile"), *fixtures.rglob("makefile")]):
+        tree = makefile.parent
+        known.setdefault(tree_hash(tree), f"the fixture tree {tree.relative_to(root)}")
+    for f in sorted([*fixtures.rglob("*"), *(root / "build" / "bad-images").glob("*")]):
+        if f.is_file() and not f.is_symlink():
+            known.setdefault(file_hash(f), f"the fixture {f.relative_to(root)}")
+    return known
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -114,6 +256,8 @@ class Submission:
     path: Path
     seed: int
     mode: str  #: "markers" or "el0"
+    content: str = ""  #: content_hash of the submission
+    kind: str = "image"  #: "tree" or "image"
 
 
 @dataclass
@@ -152,9 +296,11 @@ def _templates() -> Any:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "grading"), autoescape=True)
 
 
-def submission_seed(class_seed: int, name: str) -> int:
-    """The seed of one submission: from the class seed and its name."""
-    digest = hashlib.sha256(f"{class_seed}/{name}".encode()).digest()
+def submission_seed(class_seed: int, name: str, content: str = "") -> int:
+    """The seed of one submission: from the class seed (secret), its name and
+    the hash of its content, so a resubmission gets another seed and nobody
+    without the class seed can compute one before the grading."""
+    digest = hashlib.sha256(f"{class_seed}/{name}/{content}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & MASK64
 
 
@@ -177,20 +323,33 @@ def find_submissions(directory: Path, class_seed: int) -> list[Submission]:
         if entry.name.startswith("."):
             continue
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", entry.name)
-        subs.append(Submission(name, entry.resolve(), submission_seed(class_seed, name), _mode(entry)))
+        content = content_hash(entry)
+        subs.append(Submission(name, entry.resolve(), submission_seed(class_seed, name, content),
+                               _mode(entry), content, "tree" if entry.is_dir() else "image"))
     if not subs:
         raise GradeError(f"{directory}: no submissions in it")
     return subs
 
 
-def pytest_command(sub: Submission, out: Path, rules: str, unsafe: bool = False) -> list[str]:
-    """The child pytest that judges ``sub`` (the same as make check);
-    ``unsafe``: --unsafe-no-sandbox (run unjailed where no jail can be made)."""
+def identical_groups(subs: list[Submission]) -> dict[str, list[str]]:
+    """Name -> the other submissions of the class with the same content."""
+    by_content: dict[str, list[str]] = {}
+    for s in subs:
+        by_content.setdefault(s.content, []).append(s.name)
+    return {s.name: [n for n in by_content[s.content] if n != s.name] for s in subs}
+
+
+def pytest_command(sub: Submission, out: Path, rules: str, staging: Path | None = None,
+                   unsafe: bool = False) -> list[str]:
+    """The child pytest that judges ``sub`` (the same as make check); its
+    JUnit XML goes to ``staging`` (default: ``out``); ``unsafe``:
+    --unsafe-no-sandbox (run unjailed where no jail can be made)."""
+    staging = out if staging is None else staging
     target = (["--kernel", str(sub.path)] if sub.mode == "markers"
               else ["--submission", str(sub.path), "--rules", rules, "--port-dir", str(out / "build")])
     return [sys.executable, "-m", "pytest", str(ROOT / "tests" / "scenarios"), "-p", "no:cacheprovider",
             "-p", "no:xdist", "-rfE", "--seed", str(sub.seed), *target,
-            "--transcript-dir", str(out / "transcripts"), "--junitxml", str(out / "junit.xml"),
+            "--transcript-dir", str(out / "transcripts"), "--junitxml", str(staging / "junit.xml"),
             "-o", "junit_logging=no", *(["--unsafe-no-sandbox"] if unsafe else [])]
 
 
@@ -212,10 +371,31 @@ def _scenario_of(testcase: ET.Element) -> tuple[str, str]:
     return module.removeprefix("test_"), name
 
 
+_EXCEPTION = re.compile(r'(?:failed on \w+ with ")?([A-Za-z_][\w.]*)(?::|"|$)')
+
+
+def harness_exception(message: str) -> str | None:
+    """The first line of a JUnit failure if it is a Python exception raised
+    inside the harness (a TypeError in a judge, an OSError writing a
+    transcript): a builtin exception other than an assertion. A broken
+    rule (RuleBroken) or a verdict is not one."""
+    first = message.split("\n", 1)[0].strip()
+    m = _EXCEPTION.match(first)
+    if m is None:
+        return None
+    cls = getattr(builtins, m.group(1), None)
+    if (isinstance(cls, type) and issubclass(cls, BaseException)
+            and not issubclass(cls, (AssertionError, KeyboardInterrupt))):
+        return printable(first, 300)
+    return None
+
+
 def score(junit: Path, rubric: Rubric, mode: str, rules: str) -> list[ScenarioResult]:
-    """Score one JUnit XML file with the rubric (module docstring of the rubric file)."""
+    """Score one JUnit XML file with the rubric (module docstring of the rubric file).
+    Messages are kept as printable text (a console byte shows as ``\\xHH``)."""
     results = {name: ScenarioResult(name, 0.0, s.points) for name, s in rubric.scenarios.items()
                if rubric.judged(s, mode, rules)}
+    verdicts = _verdict_names()
     for case in ET.parse(junit).getroot().iter("testcase"):
         scenario, test = _scenario_of(case)
         if scenario not in results:
@@ -224,15 +404,15 @@ def score(junit: Path, rubric: Rubric, mode: str, rules: str) -> list[ScenarioRe
         failure = case.find("failure") if case.find("failure") is not None else case.find("error")
         skipped = case.find("skipped")
         if failure is not None:
-            message = (failure.text or failure.get("message", "")).strip()
+            message = printable_text((failure.text or failure.get("message", "")).strip())
             results[scenario].rules.append(Rule(test, "failed", weight, message))
             first = message.split("\n", 1)[0]
-            if first.split(":", 1)[0] in _verdict_names() and not results[scenario].verdict:
+            if first.split(":", 1)[0] in verdicts and not results[scenario].verdict:
                 results[scenario].verdict = first
             if test in SEED_PROOFS and not results[scenario].verdict:
                 results[scenario].verdict = "the seed proof failed: seed-derived values of another run"
         elif skipped is not None:
-            message = skipped.get("message", "")
+            message = printable_text(skipped.get("message", ""))
             if _NEEDS in message:
                 results[scenario].rules.append(Rule(test, "needs", weight, message))
         else:
@@ -246,13 +426,27 @@ def score(junit: Path, rubric: Rubric, mode: str, rules: str) -> list[ScenarioRe
     return sorted(results.values(), key=lambda r: r.name)
 
 
+def junit_exceptions(junit: Path) -> list[str]:
+    """Every failure of ``junit`` that is an exception inside the harness."""
+    found = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        for tag in ("failure", "error"):
+            for failure in case.findall(tag):
+                text = harness_exception(failure.get("message", "") or failure.text or "")
+                if text is not None:
+                    found.append(f"{_scenario_of(case)[1]}: {text}")
+    return found
+
+
 @dataclass
 class Graded:
     sub: Submission
     rules: str
     scenarios: list[ScenarioResult]
-    problem: str = ""  #: the submission could not be judged at all (build failed, silent...)
+    problem: str = ""  #: the submission could not be judged at all (build failed, silent, a copy...)
     problem_log: list[str] = field(default_factory=list)
+    not_graded: str = ""  #: set: an infrastructure fault; no score at all (no results.json)
+    identical_to: list[str] = field(default_factory=list)  #: classmates with the same content
 
     @property
     def score(self) -> float:
@@ -263,43 +457,55 @@ class Graded:
         return round(sum(s.max_points for s in self.scenarios), 2)
 
 
-def grade_one(sub: Submission, out_root: Path, rubric: Rubric, rules: str, unsafe: bool = False) -> Graded:
-    """Judge and score one submission; write its files; never raise for the
-    submission's own faults (they are its score)."""
-    out = out_root / sub.name
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("junit.xml", "results.json"):
-        (out / stale).unlink(missing_ok=True)
+# --- writing OUT --------------------------------------------------------------
+
+@contextlib.contextmanager
+def out_space(where: Path) -> Iterator[None]:
+    """Turn a full disk (or quota) while writing ``where`` into DiskFull."""
     try:
-        done = subprocess.run(pytest_command(sub, out, rules, unsafe), cwd=ROOT, capture_output=True, text=True,
-                              timeout=SUBMISSION_TIMEOUT, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-        log, code = done.stdout + done.stderr, done.returncode
-    except subprocess.TimeoutExpired as e:
-        log, code = f"{e.stdout or ''}{e.stderr or ''}\njudging took more than {SUBMISSION_TIMEOUT:g} s", -1
-    (out / "pytest.log").write_text(log if isinstance(log, str) else log.decode(errors="replace"))
-    empty = [ScenarioResult(n, 0.0, s.points) for n, s in sorted(rubric.scenarios.items())
-             if rubric.judged(s, sub.mode, rules)]
-    if not (out / "junit.xml").exists() or code not in (0, 1):
-        errors = [line.removeprefix("ERROR: ") for line in log.splitlines() if line.startswith("ERROR: ")]
-        graded = Graded(sub, rules, empty, errors[0] if errors else f"the suite could not run (exit {code})",
-                        log.splitlines()[-30:])
-    else:
-        graded = Graded(sub, rules, score(out / "junit.xml", rubric, sub.mode, rules))
-    write_results(graded, out)
-    write_report(graded, out)
-    return graded
+        yield
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise DiskFull(where) from None
+        raise
 
 
-# --- output -----------------------------------------------------------------
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, then
+    os.replace. A full disk is DiskFull; the temporary file never stays."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    raw = data.encode() if isinstance(data, str) else data
+    with out_space(path):
+        try:
+            with open(tmp, "wb") as f:
+                f.write(raw)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def check_space(out: Path, where: Path) -> None:
+    """DiskFull if OUT cannot take PROBE_BYTES more (asked after a child
+    pytest failed: a full disk, not the submission, may be why)."""
+    probe = out / f".space-probe.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with out_space(where), open(probe, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        probe.unlink(missing_ok=True)
+
 
 def _rule_text(rule: Rule) -> str:
     head = {"failed": "FAILED", "needs": "NOT JUDGED", "passed": "passed"}[rule.outcome]
     return f"{head} {rule.test}\n{rule.message}".rstrip()
 
 
-def write_results(g: Graded, out: Path) -> None:
-    """results.json in the Gradescope autograder format."""
+def results_data(g: Graded) -> dict[str, Any]:
+    """results.json in the Gradescope autograder format; ``extra_data.kt``
+    says what was graded (seed, mode, rule set) for a later --resume."""
     tests = []
     for s in g.scenarios:
         broken = [r for r in s.rules if r.outcome != "passed"]
@@ -310,15 +516,24 @@ def write_results(g: Graded, out: Path) -> None:
     summary = (f"could not be judged: {g.problem}" if g.problem else
                f"judged {'from kernel markers' if g.sub.mode == 'markers' else 'from EL0 facts'}, "
                f"rule set {g.rules}, seed {g.sub.seed}")
-    data = {"score": g.score, "max_score": g.max_score,
+    return {"score": g.score, "max_score": g.max_score,
             "output": f"{summary}\nreplay: {replay_command(g.sub, g.rules)}",
-            "tests": tests}
-    (out / "results.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            "tests": tests,
+            "extra_data": {"kt": {"seed": g.sub.seed, "mode": g.sub.mode, "rules": g.rules,
+                                  "problem": g.problem}}}
+
+
+def write_results(g: Graded, out: Path) -> None:
+    """results.json (atomically): written last, it marks a finished grading."""
+    write_atomic(out / "results.json", json.dumps(results_data(g), indent=2, sort_keys=True) + "\n")
 
 
 def _transcripts(out: Path) -> dict[str, list[str]]:
+    """Scenario -> its transcript's lines, split on \\n only (one console line,
+    one report line) and shown printable (CR, FF, NUL, ESC as \\xHH)."""
     files = sorted((out / "transcripts").rglob("*.txt")) if (out / "transcripts").exists() else []
-    return {f.name.rsplit("-", 1)[0]: f.read_text(errors="replace").splitlines() for f in files}
+    return {f.name.rsplit("-", 1)[0]: [printable(line, REPORT_LINE_CHARS) for line in split_lines(f.read_bytes())]
+            for f in files}
 
 
 def write_report(g: Graded, out: Path) -> None:
@@ -329,33 +544,318 @@ def write_report(g: Graded, out: Path) -> None:
              for s in g.scenarios}
     page = env.get_template("report.html.j2").render(
         g=g, replay=replay_command(g.sub, g.rules), transcripts=transcripts, cited=cited)
-    (out / "report.html").write_text(page)
+    write_atomic(out / "report.html", page)
 
 
 def write_class(graded: list[Graded], out: Path) -> None:
-    """summary.csv and index.html, one row per student, best first."""
+    """summary.csv and index.html, one row per student, best first; the
+    submissions not graded (an infrastructure fault) last."""
     names = sorted({s.name for g in graded for s in g.scenarios})
-    rows = sorted(graded, key=lambda g: (-g.score, g.sub.name))
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["name", "score", "max_score", "mode", "seed", *names, "problem"])
-        for g in rows:
-            per = {s.name: s.points for s in g.scenarios}
+    rows = sorted(graded, key=lambda g: (bool(g.not_graded), -g.score, g.sub.name))
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["name", "score", "max_score", "mode", "seed", *names, "problem", "identical_to"])
+    for g in rows:
+        per = {s.name: s.points for s in g.scenarios}
+        if g.not_graded:
+            w.writerow([g.sub.name, "", "", g.sub.mode, g.sub.seed, *["" for _ in names],
+                        f"not graded ({g.not_graded})", " ".join(g.identical_to)])
+        else:
             w.writerow([g.sub.name, g.score, g.max_score, g.sub.mode, g.sub.seed,
-                        *[per.get(n, "") for n in names], g.problem])
+                        *[per.get(n, "") for n in names], g.problem, " ".join(g.identical_to)])
+    write_atomic(out / "summary.csv", text.getvalue())
     env = _templates()
-    (out / "index.html").write_text(env.get_template("index.html.j2").render(rows=rows, names=names))
+    write_atomic(out / "index.html", env.get_template("index.html.j2").render(rows=rows, names=names))
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def load_graded(sub: Submission, out: Path, rules: str) -> Graded | None:
-    """A finished submission's results (for --resume and the class files)."""
+    """A finished submission's results (for --resume and the class files):
+    None unless OUT/<name>/results.json parses, has the schema, and was
+    written for this submission's seed (this class seed and this content),
+    mode and rule set. Never raises for a bad file."""
     path = out / sub.name / "results.json"
-    if not path.exists():
+    try:
+        data = json.loads(path.read_text())
+        kt = data["extra_data"]["kt"]
+        tests = data["tests"]
+        ok = (_number(data["score"]) and _number(data["max_score"]) and isinstance(data["output"], str)
+              and isinstance(tests, list) and kt.get("seed") == sub.seed and kt.get("mode") == sub.mode
+              and kt.get("rules") == rules and isinstance(kt.get("problem", ""), str)
+              and all(isinstance(t, dict) and isinstance(t.get("name"), str) and _number(t.get("score"))
+                      and _number(t.get("max_score")) for t in tests))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    data = json.loads(path.read_text())
-    scenarios = [ScenarioResult(t["name"], t["score"], t["max_score"]) for t in data["tests"]]
-    problem = data["output"].split("\n", 1)[0].removeprefix("could not be judged: ")
-    return Graded(sub, rules, scenarios, problem if data["output"].startswith("could not") else "")
+    if not ok:
+        return None
+    scenarios = [ScenarioResult(t["name"], t["score"], t["max_score"]) for t in tests]
+    return Graded(sub, rules, scenarios, kt.get("problem", ""))
+
+
+# --- grading one submission ---------------------------------------------------
+
+class Children:
+    """The child pytests in flight, so that Ctrl-C can stop them: each runs
+    in its own session (the terminal's Ctrl-C reaches only the grader), and
+    ``stop_all`` interrupts each one's process group (it kills its QEMUs),
+    then kills what is left."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.procs: set[subprocess.Popen[bytes]] = set()
+        self.stop = threading.Event()
+
+    def start(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with self.lock:
+            if self.stop.is_set():
+                raise Interrupted()
+            with open(log, "wb") as f:
+                proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=f,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+            self.procs.add(proc)
+            return proc
+
+    def done(self, proc: subprocess.Popen[bytes]) -> None:
+        _kill_group(proc, signal.SIGKILL)  # whatever it left in its group
+        with self.lock:
+            self.procs.discard(proc)
+
+    def stop_all(self) -> None:
+        self.stop.set()
+        with self.lock:
+            procs = list(self.procs)
+        for proc in procs:
+            _kill_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_group(proc, signal.SIGKILL)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
+@dataclass
+class Context:
+    """What every submission of one class run shares."""
+
+    out: Path
+    rubric: Rubric
+    rules: str
+    known: dict[str, str] = field(default_factory=dict)  #: content hash -> not the student's work
+    trees_only: bool = False
+    unsafe: bool = False  #: --unsafe-no-sandbox
+    twins: dict[str, list[str]] = field(default_factory=dict)  #: identical_groups
+    children: Children = field(default_factory=Children)
+    say_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def say(self, line: str) -> None:
+        with self.say_lock:
+            print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Attempt:
+    """One run of a submission's child pytest."""
+
+    graded: Graded
+    log: str
+    infra: str = ""  #: set: an infrastructure fault (why)
+    faults: frozenset[tuple[str, str]] = frozenset()  #: (scenario, InfrastructureError verdict)
+    other_infra: bool = False  #: a fault no kernel can cause (a crashed pytest, a harness exception)
+
+
+def _empty(sub: Submission, rubric: Rubric, rules: str) -> list[ScenarioResult]:
+    return [ScenarioResult(n, 0.0, s.points) for n, s in sorted(rubric.scenarios.items())
+            if rubric.judged(s, sub.mode, rules)]
+
+
+def rejection(sub: Submission, ctx: Context) -> str:
+    """Why ``sub`` is not graded as the student's work ("" if it is)."""
+    if sub.content in ctx.known:
+        return f"not the student's work: identical to {ctx.known[sub.content]}"
+    if ctx.trees_only and sub.kind == "image":
+        return ("a kernel image, not a source tree: this class hands in source trees (--trees-only), "
+                "so an image is not graded")
+    return ""
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
+
+
+def _attempt(sub: Submission, ctx: Context, out: Path) -> Attempt:
+    """Run the child pytest once into ``out/.staging`` (transcripts into
+    ``out/transcripts``); classify how it ended."""
+    staging = out / STAGING
+    with out_space(out):
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(out / "transcripts", ignore_errors=True)
+        staging.mkdir(parents=True)
+    proc = ctx.children.start(pytest_command(sub, out, ctx.rules, staging, ctx.unsafe), staging / "pytest.log")
+    timed_out = False
+    try:
+        code = proc.wait(timeout=SUBMISSION_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc, signal.SIGKILL)
+        code, timed_out = proc.wait(), True
+    finally:
+        ctx.children.done(proc)
+    if ctx.children.stop.is_set():
+        raise Interrupted()
+    log = decode((staging / "pytest.log").read_bytes()) if (staging / "pytest.log").exists() else ""
+    if timed_out:
+        log += f"\njudging took more than {SUBMISSION_TIMEOUT:g} s"
+    empty = _empty(sub, ctx.rubric, ctx.rules)
+    lines = log.split("\n")
+    errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")]
+    tail = [printable(line, 500) for line in lines[-30:]]
+    junit = staging / "junit.xml"
+
+    def infra(why: str) -> Attempt:
+        return Attempt(Graded(sub, ctx.rules, empty, problem_log=tail), log, why, other_infra=True)
+
+    if timed_out:
+        return Attempt(Graded(sub, ctx.rules, empty, f"judging took more than {SUBMISSION_TIMEOUT:g} s",
+                              tail), log)
+    if code < 0:
+        return infra(f"the child pytest died of signal {-code} ({_signal_name(-code)}), "
+                     f"which the grader did not send")
+    if code == 4 and errors and errors[0].startswith(_OWN_USAGE_ERROR):
+        check_space(ctx.out, out)  # a build that failed for want of space is not the student's fault
+        return Attempt(Graded(sub, ctx.rules, empty, printable(errors[0], 500), tail), log)
+    if code not in (0, 1) or not junit.is_file():
+        what = _PYTEST_EXITS.get(code, "an unexpected exit")
+        first = next((line for line in lines if line.startswith(("ERROR", "INTERNALERROR"))), "")
+        return infra(f"the child pytest exited {code} ({what})"
+                     + (f": {printable(first, 200)}" if first else ""))
+    try:
+        scenarios = score(junit, ctx.rubric, sub.mode, ctx.rules)
+        exceptions = junit_exceptions(junit)
+    except ET.ParseError as e:
+        return infra(f"the child pytest's junit.xml does not parse ({e})")
+    graded = Graded(sub, ctx.rules, scenarios)
+    faults = frozenset((s.name, s.verdict) for s in scenarios
+                       if s.verdict.startswith(f"{InfrastructureError.__name__}:"))
+    if exceptions:
+        return Attempt(graded, log, f"an exception inside the harness: {exceptions[0]}", faults, True)
+    if faults:
+        scenario, verdict = min(faults)
+        return Attempt(graded, log, f"{scenario}: {verdict}", faults)
+    return Attempt(graded, log)
+
+
+def _kernel_died(graded: Graded, faults: frozenset[tuple[str, str]]) -> Graded:
+    """``graded`` with each repeated infrastructure fault judged KernelDied:
+    it came back at the same scenario and console line with the same seed."""
+    prefix = f"{InfrastructureError.__name__}: "
+    for s in graded.scenarios:
+        if (s.name, s.verdict) in faults:
+            s.verdict = (f"KernelDied: {s.verdict.removeprefix(prefix)}; the same on a retry with "
+                         f"the same seed, so the kernel caused it")
+            s.points = 0.0
+    return graded
+
+
+def _clear(out: Path, *names: str) -> None:
+    for name in names:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def grade_one(sub: Submission, ctx: Context) -> Graded:
+    """Judge and score one submission and write its files (results.json
+    last). Its own faults are its score; an infrastructure fault is retried
+    once, then returned as not graded (nothing written). Raises Interrupted
+    (Ctrl-C: nothing written) and DiskFull."""
+    out = ctx.out / sub.name
+    with out_space(out):
+        out.mkdir(parents=True, exist_ok=True)
+    _clear(out, "results.json", "report.html")  # a grading in progress is not finished
+    twins = ctx.twins.get(sub.name, [])
+    why = rejection(sub, ctx)
+    if why:
+        _clear(out, "transcripts", "junit.xml", "pytest.log", "build", STAGING)
+        graded = Graded(sub, ctx.rules, _empty(sub, ctx.rubric, ctx.rules), why, identical_to=twins)
+        write_report(graded, out)
+        write_results(graded, out)
+        return graded
+    try:
+        first = _attempt(sub, ctx, out)
+        done = first
+        if first.infra:
+            check_space(ctx.out, out)
+            ctx.say(f"{sub.name}: infrastructure fault ({first.infra}); retrying once")
+            done = _attempt(sub, ctx, out)
+            if done.infra and not done.other_infra and done.faults <= first.faults:
+                done = replace(done, graded=_kernel_died(done.graded, done.faults), infra="")
+            elif done.infra:
+                check_space(ctx.out, out)
+                _clear(out, STAGING, "transcripts", "build")
+                return Graded(sub, ctx.rules, done.graded.scenarios, not_graded=f"infrastructure: {done.infra}",
+                              identical_to=twins)
+        graded = replace(done.graded, identical_to=twins)
+        staging = out / STAGING
+        with out_space(out):
+            if (staging / "junit.xml").exists():
+                os.replace(staging / "junit.xml", out / "junit.xml")
+            else:
+                (out / "junit.xml").unlink(missing_ok=True)
+        write_atomic(out / "pytest.log", printable_text(done.log) + "\n")
+        write_report(graded, out)
+        write_results(graded, out)
+        _clear(out, STAGING)
+        return graded
+    except (Interrupted, DiskFull):
+        _clear(out, STAGING, "transcripts", "build")  # what the child wrote for a grading not finished
+        raise
+
+
+# --- the class's own file: OUT/grading.json -----------------------------------
+
+@dataclass(frozen=True)
+class ClassState:
+    """What OUT was graded with (OUT/grading.json). The class seed is a
+    secret: it is kept here and printed nowhere else."""
+
+    class_seed: int
+    rules: str
+    rubric: str  #: rubric_hash
+    suite: str  #: suite_version
+
+    def to_json(self) -> str:
+        return json.dumps({"class_seed": self.class_seed, "rules": self.rules, "rubric_sha256": self.rubric,
+                           "suite_version": self.suite}, indent=2, sort_keys=True) + "\n"
+
+
+def load_state(out: Path) -> tuple[ClassState | None, str]:
+    """OUT/grading.json, or None and why not ("" when there is none)."""
+    path = out / STATE_FILE
+    if not path.exists():
+        return None, ""
+    try:
+        data = json.loads(path.read_text())
+        state = ClassState(data["class_seed"], data["rules"], data["rubric_sha256"], data["suite_version"])
+        if not (isinstance(state.class_seed, int) and 0 <= state.class_seed <= MASK64
+                and all(isinstance(v, str) for v in (state.rules, state.rubric, state.suite))):
+            raise ValueError("a field has the wrong type")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        return None, f"{path} is unreadable ({type(e).__name__}); it is replaced"
+    return state, ""
 
 
 # --- the command ------------------------------------------------------------
@@ -377,63 +877,149 @@ def _jobs(text: str) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", type=Path, help="folder with one submission per entry (tree or image)")
     p.add_argument("--out", type=Path, required=True, help="where results go")
-    p.add_argument("--class-seed", type=parse_seed, default=0, help="seeds are derived from it and "
-                   "each submission's name (default 0): same class seed, same results")
+    p.add_argument("--class-seed", type=parse_seed, default=None, help="the secret every seed is "
+                   "derived from, with each submission's name and content (default: random, kept in "
+                   "OUT/grading.json and reused by a rerun into OUT)")
     p.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC, help="points per rule (default: "
                    "grading/rubric.toml)")
     p.add_argument("--rules", choices=("project", "lesson"), default="project",
                    help="rule set for submissions judged from EL0")
     p.add_argument("-j", "--jobs", type=_jobs, default=os.cpu_count() or 1,
                    help="submissions judged at once (default: the cores)")
-    p.add_argument("--resume", action="store_true", help="skip submissions that have results.json")
+    p.add_argument("--resume", action="store_true", help="grade only submissions without a valid "
+                   "results.json for this class (refused for another class seed or rule set)")
     p.add_argument("--unsafe-no-sandbox", action="store_true", help="where no jail can be made "
                    "(bubblewrap missing, namespaces not allowed), grade unjailed anyway: a hostile "
-                   "submission can then reach this machine (without it, each is refused)")
+                   "submission can then reach this machine (without it, grading is refused)")
     p.add_argument("--shard", type=_shard, help="K/N: grade only the K-th of N equal shares")
+    p.add_argument("--trees-only", action="store_true", help="the class hands in source trees: a "
+                   "kernel image scores 0")
 
 
-def _progress(done: int, total: int, started: float) -> None:
+def _progress(ctx: Context, done: int, total: int, started: float) -> None:
     elapsed = time.monotonic() - started
     left = elapsed / done * (total - done) if done else 0.0
-    print(f"  [{done}/{total} graded, elapsed {elapsed:.0f} s, about {left:.0f} s left]",
-          file=sys.stderr, flush=True)
+    ctx.say(f"  [{done}/{total} graded, elapsed {elapsed:.0f} s, about {left:.0f} s left]")
+
+
+def _class_seed(args: argparse.Namespace, state: ClassState | None) -> tuple[int, str]:
+    if args.class_seed is not None:
+        return args.class_seed, "--class-seed"
+    if state is not None:
+        return state.class_seed, f"reused from {args.out / STATE_FILE}"
+    return secrets.randbits(64), f"random, kept in {args.out / STATE_FILE}"
+
+
+def _refuse_resume(args: argparse.Namespace, state: ClassState | None, seed: int, rubric: str) -> str:
+    """Why --resume into this OUT would mix two gradings ("" if it would not)."""
+    if not args.resume or state is None:
+        return ""
+    if state.class_seed != seed:
+        return (f"--resume: {args.out} was graded with another class seed; pass that --class-seed "
+                f"(or none: {STATE_FILE} keeps it) or grade into a new OUT")
+    if state.rules != args.rules:
+        return f"--resume: {args.out} was graded with rule set {state.rules}, not {args.rules}"
+    if state.rubric != rubric:
+        return f"--resume: {args.out} was graded with another rubric (its sha256 is in {STATE_FILE})"
+    return ""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt()
 
 
 def run(args: argparse.Namespace) -> int:
-    """Grade the folder; print one line per submission and the progress."""
+    """Grade the folder; print one line per submission and the progress.
+    0: all graded; 1: some not graded (infrastructure) or OUT full; 2: bad
+    input; 130: interrupted (rerun with --resume)."""
+    on_main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if on_main else None
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("grade: interrupted; rerun with --resume to finish", file=sys.stderr)
+        return 130
+    except DiskFull as e:
+        print(f"grade: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         rubric = load_rubric(args.rubric)
-        subs = find_submissions(args.dir, args.class_seed)
+        digest = rubric_hash(args.rubric)
+        state, bad_state = load_state(args.out)
+        class_seed, seed_source = _class_seed(args, state)
+        refused = _refuse_resume(args, state, class_seed, digest)
+        if refused:
+            raise GradeError(refused)
+        no_jail = jail.unavailable()
+        if no_jail is not None and not args.unsafe_no_sandbox:
+            raise GradeError(f"no jail can be made here ({no_jail}): student code is not run "
+                             f"unjailed; fix that, or pass --unsafe-no-sandbox to grade anyway")
+        subs = find_submissions(args.dir, class_seed)
     except GradeError as e:
         print(f"grade: {e}", file=sys.stderr)
         return 2
+    if bad_state:
+        print(f"grade: {bad_state}", file=sys.stderr)
+    suite = suite_version()
+    if args.resume and state is not None and state.suite != suite:
+        print(f"grade: note: the suite changed since {args.out} was graded; submissions already "
+              f"graded keep their results", file=sys.stderr)
+    ctx = Context(args.out, rubric, args.rules, known_works(), args.trees_only, args.unsafe_no_sandbox,
+                  identical_groups(subs))
     if args.shard:
         k, n = args.shard
         subs = [s for i, s in enumerate(subs) if i % n == k - 1]
-    args.out.mkdir(parents=True, exist_ok=True)
-    print(f"grading {len(subs)} submissions of {args.dir} (class seed {args.class_seed}, rule set "
-          f"{args.rules}, {args.jobs} at a time) into {args.out}", file=sys.stderr)
-    todo = [s for s in subs if not (args.resume and load_graded(s, args.out, args.rules))]
-    graded: list[Graded] = []
+    with out_space(args.out):
+        args.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out / STATE_FILE, ClassState(class_seed, args.rules, digest, suite).to_json())
+    ctx.say(f"grading {len(subs)} submissions of {args.dir} (class seed: {seed_source}; rule set "
+            f"{args.rules}, {args.jobs} at a time) into {args.out}")
+    done = {s.name: g for s in subs if args.resume and (g := load_graded(s, args.out, args.rules))}
+    todo = [s for s in subs if s.name not in done]
+    not_graded: dict[str, Graded] = {}
     started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(grade_one, s, args.out, rubric, args.rules,
-                               args.unsafe_no_sandbox): s for s in todo}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
+    futures = {pool.submit(grade_one, s, ctx): s for s in todo}
+    try:
+        for n, fut in enumerate(concurrent.futures.as_completed(futures), 1):
+            g = fut.result()  # DiskFull is raised here
+            if g.not_graded:
+                not_graded[g.sub.name] = g
+                ctx.say(f"{g.sub.name}: not graded ({g.not_graded}); rerun with --resume")
+            else:
+                done[g.sub.name] = g
+                ctx.say(f"{g.sub.name}: {g.score:g}/{g.max_score:g} (seed {g.sub.seed})"
+                        + (f": {printable(g.problem, 300)}" if g.problem else ""))
+            _progress(ctx, n, len(todo), started)
+    except (KeyboardInterrupt, DiskFull) as e:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
         try:
-            for n, fut in enumerate(concurrent.futures.as_completed(futures), 1):
-                g = fut.result()
-                print(f"{g.sub.name}: {g.score:g}/{g.max_score:g} (seed {g.sub.seed})"
-                      + (f": {g.problem}" if g.problem else ""), file=sys.stderr)
-                _progress(n, len(todo), started)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
+            ctx.children.stop_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if isinstance(e, DiskFull):
             raise
+        graded = sum(1 for s in subs if load_graded(s, args.out, args.rules) is not None)
+        ctx.say(f"interrupted: {graded} graded, {len(subs) - graded} left; rerun with --resume")
+        return 130
+    pool.shutdown(wait=True)
+    rows = []
     for s in subs:
-        loaded = load_graded(s, args.out, args.rules)
-        if loaded is not None:
-            graded.append(loaded)
-    write_class(graded, args.out)
-    print(f"wrote {args.out / 'summary.csv'} and {args.out / 'index.html'}", file=sys.stderr)
+        g = done.get(s.name) or not_graded.get(s.name) or load_graded(s, args.out, args.rules)
+        if g is not None:
+            rows.append(replace(g, identical_to=ctx.twins.get(s.name, [])))
+    write_class(rows, args.out)
+    ctx.say(f"wrote {args.out / 'summary.csv'} and {args.out / 'index.html'}")
+    if not_graded:
+        ctx.say(f"{len(not_graded)} submission(s) not graded (infrastructure faults): rerun with --resume")
+        return 1
     return 0
 
 
@@ -443,7 +1029,8 @@ def main(argv: list[str] | None = None) -> int:
     return run(p.parse_args(argv))
 
 
-__all__ = ["main", "run", "add_arguments", "score", "load_rubric", "submission_seed"]
+__all__ = ["main", "run", "add_arguments", "score", "load_rubric", "submission_seed", "content_hash",
+           "tree_hash", "known_works", "InfrastructureError", "DiskFull"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -50,3 +50,19 @@ def excerpt(lines: Sequence[str], first: int, last: int, mark: int | None = None
     width = len(str(last))
     return [f"{'>>' if n == mark else '  '} {n:>{width}} | {printable(lines[n - 1 - shift])}"
             for n in range(first, last + 1)]
+
+
+def printable_text(text: str, limit: int | None = None) -> str:
+    """Several lines (split on ``\\n`` only) for a report: each through
+    ``printable``, so a CR, form feed, NUL or ESC inside a line is shown as
+    ``\\xHH`` and never starts, ends or hides a line."""
+    return "\n".join(printable(line, limit) for line in text.split("\n"))
+
+
+def split_lines(raw: bytes) -> list[str]:
+    """A saved transcript's lines: split on ``\\n`` only (as the runner wrote
+    them), so one console line is one line whatever else it holds."""
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [decode(line) for line in lines]

@@ -23,10 +23,20 @@ pytestmark = pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None
 
 
 def _tree(src: Path, dst: Path, patch: str | None = None) -> None:
-    """A copy of ``src`` with ``patch`` (under fixtures/) applied."""
+    """A copy of ``src`` with ``patch`` (under fixtures/) applied, and a
+    comment naming the student: an exact copy of a fixture is not a
+    student's work (it scores 0: tests/grading/test_grade_faults.py)."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("build", "kernel8.img"))
     if patch:
         subprocess.run(["patch", "-s", "-p1", "-i", str(ROOT / "fixtures" / patch)], cwd=dst, check=True)
+    with open(dst / "src" / "kernel.c", "a") as f:
+        f.write(f"\n/* handed in by {dst.name} */\n")
+
+
+def _image(src: Path, dst: Path) -> None:
+    """A copy of the image ``src`` with one byte appended (past its end: it
+    boots the same), so it is not a byte-for-byte copy of the project's."""
+    dst.write_bytes(src.read_bytes() + b"\0")
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +47,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[s
     klass.mkdir()
     subprocess.run(["make", "-s", "build/kernel8-test.img", "build/kt-user.o"], cwd=ROOT, check=True)
     subprocess.run(["make", "-s", "-C", "fixtures/images"], cwd=ROOT, check=True)
-    shutil.copy(ROOT / "build" / "kernel8-test.img", klass / "bundled.img")
-    shutil.copy(ROOT / "build" / "bad-images" / "silent.img", klass / "silent.img")
+    _image(ROOT / "build" / "kernel8-test.img", klass / "bundled.img")
+    _image(ROOT / "build" / "bad-images" / "silent.img", klass / "silent.img")
     _tree(ROOT / "fixtures" / "lesson5", klass / "lesson")
     _tree(ROOT / "fixtures" / "lesson5", klass / "zombie", "lesson5-variants/zombie_still_runs.patch")
     _tree(ROOT / "fixtures" / "lesson5", klass / "hangs", "lesson5-variants/unknown_syscall_hangs.patch")
