@@ -209,6 +209,8 @@ def _find_image(tree: Path, since: float) -> Path | None:
 
 BUILD_DISK = 512 << 20  #: bytes of the build jail's tmpfs: the copy, the build and /tmp, in total
 BUILD_NPROC = 256  #: processes of one build jail (its own host uid: the limit binds)
+IMAGE_MAX = 64 << 20  #: bytes of the one file a build jail hands out: its kernel8.img
+FILE_MAX = 2 * IMAGE_MAX  #: bytes of any one file a jailed build writes (its output tar too)
 LOG_BYTES = 1 << 20  #: bytes of make's output kept in build.log (the rest is counted, not kept)
 IN_JAIL = "/tmp/port"  #: inside the build jail: src/ (the copy), kt/ (harness + kt-user.o), toolchain/
 #: The jail's first command: unpack the input (fd argv[1]) and hand over to jailed_build.
@@ -228,17 +230,24 @@ def _variables(wrap: Path) -> list[str]:
 
 def jailed_build(out_fd: int, make_args: list[str]) -> int:
     """Inside the build jail (``_BOOT``): write the wrappers, run make on the
-    copy, then send the tree and the wrapper's refusal out as a tar on
-    ``out_fd``; return make's exit status."""
+    copy, then send the image it made (at most IMAGE_MAX bytes) and the
+    wrapper's refusal out as a tar on ``out_fd``; return make's exit status."""
     port = Path(IN_JAIL)
     wrap, copy = port / "toolchain", port / "src"
     _write_wrappers(wrap, port / "kt" / "kt-user.o")
     env = {**os.environ, "PATH": f"{wrap}{os.pathsep}{os.environ.get('PATH', '')}"}
+    since = time.time()
     code = subprocess.run(["make", "-C", str(copy), *_variables(wrap), *make_args], env=env,
                           stdin=subprocess.DEVNULL, check=False).returncode
+    image = _find_image(copy, since)
+    if image is not None and image.stat().st_size > IMAGE_MAX:
+        print(f"kt port: {image.relative_to(copy)} is {image.stat().st_size} bytes, more than a "
+              f"kernel image may be ({IMAGE_MAX}); not taken", flush=True)
+        image = None
     sys.stdout.flush()
     with os.fdopen(out_fd, "wb") as out, tarfile.open(fileobj=out, mode="w|") as tar:
-        tar.add(copy, arcname="src")
+        if image is not None:  # the image only: nothing else the build wrote leaves the jail
+            tar.add(image, arcname=f"src/{image.relative_to(copy)}")
         if (wrap / ERROR_FILE).is_file():
             tar.add(wrap / ERROR_FILE, arcname=f"toolchain/{ERROR_FILE}")
     return code
@@ -299,8 +308,9 @@ def _drain(proc: subprocess.Popen[bytes], log: Path, deadline: float) -> bool:
 def _build_in_jail(copy: Path, kt_user: Path, workdir: Path, log: Path, timeout: float,
                    make_args: tuple[str, ...], disk: int, nproc: int) -> int | None:
     """Build ``copy`` in a build jail (harness.jail) whose tmpfs of ``disk``
-    bytes holds everything it writes; bring the built tree back into
-    ``copy`` and the refusal into workdir/toolchain. Returns make's exit
+    bytes holds everything it writes; bring only the built image back into
+    ``copy`` (the host keeps at most FILE_MAX bytes of the build's output
+    and LOG_BYTES of its log) and the refusal into workdir/toolchain. Returns make's exit
     status, None on timeout. Every process of the build is dead on return."""
     inp, outp = workdir / "input.tar", workdir / "output.tar"
     _input_tar(copy, kt_user, inp)
@@ -308,7 +318,7 @@ def _build_in_jail(copy: Path, kt_user: Path, workdir: Path, log: Path, timeout:
     in_fd = os.open(inp, os.O_RDONLY)
     out_fd = os.open(outp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     limits = {resource.RLIMIT_CPU: LIMITS[resource.RLIMIT_CPU], resource.RLIMIT_AS: LIMITS[resource.RLIMIT_AS],
-              resource.RLIMIT_FSIZE: disk + (16 << 20), resource.RLIMIT_NPROC: nproc}
+              resource.RLIMIT_FSIZE: FILE_MAX, resource.RLIMIT_NPROC: nproc}
     argv = jail.build_command([sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3",
                                "-B", "-c", _BOOT, str(in_fd), str(out_fd), *make_args], disk)
     try:
