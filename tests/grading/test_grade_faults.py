@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.grade import content_hash, find_submissions
+from harness.grade import content_hash, find_submissions, honest_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 600
@@ -42,18 +42,14 @@ def built() -> None:
 
 
 def honest_image(dst: Path, tag: int) -> Path:
-    """The bundled test image with one byte appended: boots the same, but is
+    """The bundled test image with ``tag`` appended: boots the same, but is
     not a byte-for-byte copy of the project's (an honest student)."""
-    dst.write_bytes(TEST_IMAGE.read_bytes() + bytes([tag]))
-    return dst
+    return honest_copy(TEST_IMAGE, dst, tag)
 
 
-def honest_tree(dst: Path) -> Path:
+def honest_tree(dst: Path, tag: int = 0) -> Path:
     """fixtures/lesson5 with one comment line added (an honest student)."""
-    shutil.copytree(ROOT / "fixtures" / "lesson5", dst, ignore=shutil.ignore_patterns("build", "kernel8.img"))
-    with open(dst / "src" / "kernel.c", "a") as f:
-        f.write(f"\n/* {dst.name} wrote this */\n")
-    return dst
+    return honest_copy(ROOT / "fixtures" / "lesson5", dst, tag)
 
 
 def grade(klass: Path, out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
