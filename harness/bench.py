@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import os
 import pty
 import resource
@@ -62,6 +63,7 @@ from dataclasses import replace
 from .build import ensure_built
 from .jail import JAIL_ENV, unavailable
 from .errors import HarnessError
+from .grade import honest_copy
 from .prng import parse_seed
 from .qemu import qemu_argv
 from .runner import DEFAULT_KERNEL, RunConfig, list_scenarios, prepare, run_scenario
@@ -161,22 +163,26 @@ def _submission_seconds(root: Path, tree: Path, seed: int) -> tuple[float, str]:
 
 def _grading_seconds(root: Path, kind: str, source: Path, n: int) -> float:
     """Wall time of `python -m harness grade` over ``n`` copies of ``source``
-    (an image or a tree), with the default -j (the cores)."""
+    (an image or a tree), each made a little different (grade.honest_copy:
+    the grader scores exact copies of the project's work 0 without running
+    them), with the default -j (the cores)."""
     klass = root / "build" / "bench" / f"class-{kind}"
     out = root / "build" / "bench" / f"graded-{kind}"
     for d in (klass, out):
         shutil.rmtree(d, ignore_errors=True)
     klass.mkdir(parents=True)
-    for i in range(n):
-        dst = klass / f"s{i:03d}{source.suffix}"
-        if source.is_dir():
-            shutil.copytree(source, dst, ignore=shutil.ignore_patterns("build", "kernel8.img"))
-        else:
-            shutil.copy(source, dst)
+    for i in range(n):  # each its own student's: an exact copy would score 0 unrun, a twin share a seed
+        honest_copy(source, klass / f"s{i:03d}{source.suffix}", i)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "harness", "grade", str(klass), "--out", str(out)], cwd=root,
                    capture_output=True, check=True)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    with open(out / "summary.csv", newline="") as f:  # a figure over submissions not judged is no figure
+        unjudged = [(r["name"], r["problem"]) for r in csv.DictReader(f) if r["problem"]]
+    if unjudged:
+        raise SystemExit(f"bench: grading the {kind} copies judged not all of them: "
+                         f"{unjudged[0][0]}: {unjudged[0][1]}")
+    return seconds
 
 
 def pytest_unconfigure(config: Any) -> None:

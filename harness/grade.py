@@ -227,6 +227,26 @@ def content_hash(path: Path) -> str:
     return tree_hash(path) if path.is_dir() else file_hash(path)
 
 
+def honest_copy(source: Path, dst: Path, tag: int) -> Path:
+    """Copy ``source`` (an image or a source tree) to ``dst`` so that it is
+    no longer a copy of it (known_works scores exact copies 0 unrun): an
+    image gets ``tag`` appended as bytes (past its end: it boots the same), a
+    tree (its build outputs left out, as the port does) a comment naming
+    ``tag`` in src/kernel.c, else in its first C file. Equal tags of the same
+    source give identical copies (classmates). For self-tests and make bench:
+    what an honest student who started from the project hands in."""
+    if not source.is_dir():
+        dst.write_bytes(source.read_bytes() + tag.to_bytes(max(1, (tag.bit_length() + 7) // 8), "little"))
+        return dst
+    shutil.copytree(source, dst, ignore=shutil.ignore_patterns("build", "kernel8.img"))
+    target = dst / "src" / "kernel.c"
+    if not target.is_file():
+        target = min(dst.rglob("*.c"))  # ValueError: a tree without C sources has nothing to change
+    with open(target, "a") as f:
+        f.write(f"\n/* student {tag} wrote this */\n")
+    return dst
+
+
 _PROJECT_IMAGES = {"kernel8-test.img": "the project's test image", "kernel8.img": "the project's demo image",
                    "kernel8-test.elf": "the project's test kernel ELF", "kernel8.elf": "the project's demo kernel ELF"}
 

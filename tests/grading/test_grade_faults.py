@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.grade import content_hash, find_submissions
+from harness.grade import content_hash, find_submissions, honest_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 600
@@ -42,18 +42,14 @@ def built() -> None:
 
 
 def honest_image(dst: Path, tag: int) -> Path:
-    """The bundled test image with one byte appended: boots the same, but is
+    """The bundled test image with ``tag`` appended: boots the same, but is
     not a byte-for-byte copy of the project's (an honest student)."""
-    dst.write_bytes(TEST_IMAGE.read_bytes() + bytes([tag]))
-    return dst
+    return honest_copy(TEST_IMAGE, dst, tag)
 
 
-def honest_tree(dst: Path) -> Path:
+def honest_tree(dst: Path, tag: int = 0) -> Path:
     """fixtures/lesson5 with one comment line added (an honest student)."""
-    shutil.copytree(ROOT / "fixtures" / "lesson5", dst, ignore=shutil.ignore_patterns("build", "kernel8.img"))
-    with open(dst / "src" / "kernel.c", "a") as f:
-        f.write(f"\n/* {dst.name} wrote this */\n")
-    return dst
+    return honest_copy(ROOT / "fixtures" / "lesson5", dst, tag)
 
 
 def grade(klass: Path, out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -83,27 +79,70 @@ def assert_nothing_partial(out: Path) -> None:
         assert data["tests"] and "kt" in data["extra_data"], path
 
 
-def assert_no_qemu_of(path: Path) -> None:
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+def _cmdline(pid: int | str) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            text = cmdline.read_bytes().decode(errors="replace")
-        except OSError:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except (OSError, ValueError):
             continue
-        assert not ("qemu-system" in text and str(path) in text), text
+    return kids
+
+
+def _is_qemu(argv: list[str]) -> bool:
+    """QEMU itself, bare or jailed (where it is /usr/bin/qemu-system-* or
+    /qemu and its image /kernel8.img), not the bwrap that runs it."""
+    return bool(argv) and Path(argv[0]).name.startswith("qemu")
+
+
+def _graders_of(marker: str) -> list[int]:
+    """The child pytests judging a submission whose path holds ``marker``
+    (the grader passes it on their command lines; a jailed QEMU's own
+    command line names only /kernel8.img)."""
+    return [int(p.name) for p in Path("/proc").glob("[0-9]*")
+            if any(marker in a for a in _cmdline(p.name)) and "pytest" in _cmdline(p.name)]
+
+
+def _qemus_under(pid: int) -> list[int]:
+    """Every QEMU descending from ``pid`` (through bwrap, if jailed)."""
+    found, todo, seen = [], [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        if p != pid and _is_qemu(_cmdline(p)):
+            found.append(p)
+        todo += _children(p)
+    return found
+
+
+def assert_no_qemu_of(path: Path) -> None:
+    """No child pytest judging anything under ``path`` is left, nor a QEMU
+    under one, nor a bare QEMU naming ``path``."""
+    left = _graders_of(str(path))
+    assert not left, [_cmdline(p) for p in left]
+    for proc in Path("/proc").glob("[0-9]*"):
+        argv = _cmdline(proc.name)
+        assert not (_is_qemu(argv) and any(str(path) in a for a in argv)), argv
 
 
 # --- faults of the grader ---------------------------------------------------
 
 def _kill_first_qemu(marker: str, stop: threading.Event, killed: list[int]) -> None:
-    """Kill (SIGKILL) the first QEMU whose command line holds ``marker``."""
+    """Kill (SIGKILL) the first QEMU run for the submission whose path holds
+    ``marker``: found under its child pytest, jailed or not."""
     while not stop.is_set() and not killed:
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                text = cmdline.read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "qemu-system" in text and marker in text:
-                pid = int(cmdline.parent.name)
+        for grader in _graders_of(marker):
+            for pid in _qemus_under(grader):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
