@@ -42,13 +42,22 @@ import signal
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # harness, for the line tags
-from linetags import retag, tag_kt  # noqa: E402  (after the path)
+from types import ModuleType
 
 
 CUT = "@KT 3 8f0e tas"  #: what mode cut leaves unterminated
 LINE_BYTES = 1 << 20  #: mode longline's line, unless FAKE_QEMU_LINE_BYTES says otherwise
+
+
+def linetags() -> ModuleType:
+    """tests/harness/linetags.py (it needs the harness beside it), imported
+    only by what makes up or rewrites markers: a copy of this file run alone
+    (the jail tests' QEMU, with no __file__ and no checkout) replays an
+    already tagged transcript without it."""
+    here = Path(__file__).resolve().parent
+    sys.path[:0] = [str(here), str(here.parents[1])]
+    import linetags as module
+    return module
 
 
 def emit(lines: list[str]) -> None:
@@ -101,14 +110,18 @@ def main() -> int:
     command = sys.stdin.buffer.readline().decode().split()
     rest = lines[ready:]
     if "FAKE_QEMU_FOLLOW" in env and command[0] == "run":
-        rest = retag(lines[:ready] + [follow(line, command[1], command[2]) for line in rest])[ready:]
+        followed = [follow(line, command[1], command[2]) for line in rest]
+        if followed != rest:  # another scenario or seed: its lines carry that seed's tags
+            rest = linetags().retag(lines[:ready] + followed)[ready:]
     if mode == "flood":
         while True:
             os.write(1, b"U" * 4096)
     if mode == "ablines":  # short noise lines forever: many small objects for the harness
         seq = sum(line.startswith("@KT ") for line in lines[:ready])
+        tag_kt = linetags().tag_kt
         while True:  # an out marker every 512 lines: noise in a row is ConsoleNoise, this is a flood
-            os.write(1, b"ab\n" * 512 + f'@KT {seq} out pid=1 len=3 data="ab\\x0a"\r\n'.encode())
+            out = tag_kt(f'@KT {seq} out pid=1 len=3 data="ab\\x0a"', 0)  # before start: key 0
+            os.write(1, b"ab\n" * 512 + out.encode() + b"\r\n")
             seq += 1
     if mode == "noise":  # short noise lines forever, not a marker among them
         while True:
@@ -118,6 +131,7 @@ def main() -> int:
         emit(rest[:start])
         seq = int(rest[start - 1].split()[1]) + 1
         key = int(rest[start - 1].rsplit("seed=", 1)[1])
+        tag_kt = linetags().tag_kt
         while True:
             os.write(1, "".join(tag_kt(f"@KT {seq + i} tick pid=1 n={seq + i}", key) + "\r\n"
                                 for i in range(200)).encode())

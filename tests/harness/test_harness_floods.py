@@ -20,10 +20,12 @@ from harness.el0_runner import El0Config, run_el0
 from harness.errors import ConsoleNoise, KernelStalled, TickStorm
 from harness.events import Noise
 from harness.floods import NOISE_LINES, STORM_TICKS, FloodWatch
+from harness.prng import KERNEL_STREAM, line_tag
 from harness.protocol import parse_marker
 from harness.runner import RunConfig, list_scenarios, run_scenario
+from linetags import tag_kt
 
-BOOT = ("@KT 0 boot proto=1 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
+BOOT = ("@KT 0 boot proto=2 console=mini el=2 nr_tasks=16 hz=1000 nr_syscalls=4 page_size=4096 "
         "pool_base=0x200000 pool_pages=1024 kernel_base=0x80000 kernel_end=0x1a2000 "
         "user_base=0x1a0000 user_end=0x1a2000 write_max=1024 priority=2")
 
@@ -50,10 +52,11 @@ def test_a_tick_storm_is_named_at_its_bound(hostile: Path, tmp_path: Path) -> No
     with pytest.raises(TickStorm) as e:
         run_scenario(config(hostile / "tickstorm.img", tmp_path), "fairness", 7)
     last = 6 + STORM_TICKS
+    tag = line_tag(7, KERNEL_STREAM, last - 1)  # a valid marker of the run with seed 7
     assert e.value.summary == (
         f"{STORM_TICKS} tick markers in a row (lines 7..{last}, pids [1]) and no other marker: no "
         f"syscall, switch, output or exit; the timer ticks but no task makes progress; the last: "
-        f"'@KT {last - 1} tick pid=1 n={STORM_TICKS}'")
+        f"'@KT {last - 1} {tag} tick pid=1 n={STORM_TICKS}'")
     verdict = e.value.settle()
     assert verdict.total_lines == last and len(verdict.lines) == verdict.KEEP_LINES
     assert f"--- last 20 of {last} console lines ---" in verdict.report()
@@ -87,12 +90,13 @@ def test_console_noise_between_el0_markers_is_named(hostile: Path, tmp_path: Pat
     """el0noise.S: a correct EL0 start marker from the patched parameter
     block, then the kernel prints "ab" lines forever."""
     cfg = El0Config(config(hostile / "el0noise.img", tmp_path))
+    seed = 12345678901234567890  # 20 digits: the image prints all 64 bits of it
     with pytest.raises(ConsoleNoise) as e:
-        run_el0(cfg, "fairness", 12345678901234567890, tmp_path)
+        run_el0(cfg, "fairness", seed, tmp_path)
     assert e.value.summary.startswith(
         f"{NOISE_LINES} console lines ({3 * NOISE_LINES} bytes) that are not EL0 markers, lines "
         f"2..{1 + NOISE_LINES}, after the EL0 marker at line 1 (the bound is {NOISE_LINES} lines)")
-    assert e.value.lines[0] == "@KU 1 0 start proto=1 scenario=fairness seed=12345678901234567890"
+    assert e.value.lines[0] == f"@KU 1 0 {line_tag(seed, 1, 0)} start proto=2 scenario=fairness seed={seed}"
 
 
 @pytest.mark.qemu
@@ -131,10 +135,14 @@ def test_noise_counting_can_be_turned_off(fake_config: RunConfig, fake_qemu: Fak
 
 # --- the watch on hand-made lines ---------------------------------------------------
 
-def feed(watch: FloodWatch, texts: list[str], first_line: int = 1) -> None:
-    """Feed ``texts`` as console lines from ``first_line``: markers parsed, the rest noise."""
+def feed(watch: FloodWatch, texts: list[str], first_line: int = 1, key: int = 0) -> None:
+    """Feed ``texts`` as console lines from ``first_line``: markers tagged as
+    a kernel would (``key`` until a start marker, then its seed) and parsed,
+    the rest noise."""
     for n, text in enumerate(texts, first_line):
-        item = parse_marker(n, text) if text.startswith("@KT ") else Noise(n, text)
+        if text.startswith("@KT ") and " start " in text:
+            key = int(text.rsplit("seed=", 1)[1])
+        item = parse_marker(n, tag_kt(text, key)) if text.startswith("@KT ") else Noise(n, text)
         if not isinstance(item, Noise) and watch.events is not None:
             watch.events.append(item)
         watch.feed(item)
@@ -149,7 +157,7 @@ def test_a_switch_to_another_task_ends_a_storm_a_switch_to_itself_does_not() -> 
     feed(watch, [BOOT, "@KT 1 start scenario=x seed=1", *ticks(2, 1, 3),
                  "@KT 5 switch from=1 to=2", *ticks(6, 4, 3, pid=2)])  # 3 + 3: no storm
     with pytest.raises(TickStorm, match=r"^TickStorm: 4 tick markers in a row \(lines 7\.\.11, pids \[2\]\)"):
-        feed(watch, ["@KT 9 switch from=2 to=2", *ticks(10, 7, 2, pid=2)], first_line=10)
+        feed(watch, ["@KT 9 switch from=2 to=2", *ticks(10, 7, 2, pid=2)], first_line=10, key=1)
 
 
 def test_noise_between_ticks_does_not_end_a_storm() -> None:

@@ -27,20 +27,34 @@ needs_jail = pytest.mark.skipif(jail.unavailable() is not None,
                                 reason=f"no jail here: {jail.unavailable()}")
 
 
+def _status(pid: int) -> dict[str, str]:
+    """/proc/<pid>/status as fields; empty if the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
 def jail_processes() -> list[int]:
-    """Pids of processes running as a jail's host uid (harness.jail.UID_BASE up)."""
+    """Pids of live processes running as a jail's host uid (harness.jail.UID_BASE
+    + the pid of the jail's bwrap) that are this process's: its bwrap is our
+    child, or its bwrap is gone (an outlived jail, whoever started it). A
+    running jail of another test process (xdist, another checkout) is not."""
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            if fields["State"].split()[0] == "Z":  # dead; reaping an orphan is init's job
-                continue
-            if int(fields["Uid"].split()[0]) >= jail.UID_BASE and int(entry.name) != os.getpid():
-                found.append(int(entry.name))
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        fields = _status(int(entry.name))
+        if not fields or fields["State"].split()[0] == "Z":  # dead; reaping an orphan is init's job
+            continue
+        uid = int(fields["Uid"].split()[0])
+        if uid < jail.UID_BASE:
+            continue
+        bwrap = _status(uid - jail.UID_BASE)
+        alive = bool(bwrap) and int(bwrap["Uid"].split()[0]) == uid
+        if not alive or int(bwrap["PPid"]) == os.getpid():
+            found.append(int(entry.name))
     return found
 
 
@@ -102,7 +116,7 @@ def test_a_jailed_qemu_that_computes_silently_is_stalled_by_its_own_cpu_time(
     with pytest.raises(KernelStalled, match="QEMU CPU time"):
         run_scenario(cfg, "clone_twice", 42)
     left = jail_processes()
-    assert left == [], [(p, Path(f"/proc/{p}/status").read_text()[:300]) for p in left]
+    assert left == [], [(p, _status(p).get("Name"), _status(p).get("PPid")) for p in left]
 
 
 @needs_jail
