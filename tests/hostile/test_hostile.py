@@ -43,7 +43,7 @@ RUBRIC = ROOT / "grading" / "rubric.toml"
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 GRADE_TIMEOUT_S = 900
 SETTLE_S = 3.0           #: after the grade, time a surviving daemon gets to act before we look
-OUT_BOUND = 384 << 20    #: bytes a whole graded class may leave in OUT (the disk fill tries 1.5 GiB)
+OUT_BOUND = 64 << 20     #: bytes a whole graded class may leave in OUT (the disk fill tries 1.5 GiB)
 BOMB_PROCESSES = 3000    #: what the fork bomb tries to start
 SCAN_BOUND = 32 << 20    #: files this large are not searched for text (the disk fill's)
 IS_ROOT = os.geteuid() == 0
