@@ -6,7 +6,7 @@ A Pi 3 starts a kernel in one of two ways, and QEMU raspi3b can do both:
   image is placed at 0x80000 and core 0 enters it at EL2; QEMU's own stub
   holds cores 1-3.
 - **EL3 from the link address** (``kernel_old=1``, as the RPi OS lessons
-  link at 0; or any EL3 kernel at its ELF entry): ``-device loader`` places
+  link at 0; or an EL3-only kernel linked at 0x80000, started there): ``-device loader`` places
   the raw image at its link address and resets core 0 there at EL3. Cores
   1-3 reset too, at address 0, so further ``-device loader`` entries put a
   two-instruction park loop (``1: wfi; b 1b``) at PARK_ADDR and set their
@@ -25,7 +25,10 @@ only if its lowest load segment holds the image's first bytes:
   raw image, 0x80000 if any aligned 64-bit word of it points into
   [0x80000, 0x80000 + its size) (a pointer to itself: a GOT entry, a task
   table), else unknown;
-- the entry: the ELF's ``e_entry``, else the link address;
+- where core 0 starts: the image's first byte, at the link address, as a
+  Pi starts it (an ELF's ``e_entry`` is not used: a linker script without
+  ``ENTRY()`` makes it the start of ``.text``, which for the lesson's
+  layout is not ``_start``);
 - EL3-only boot code: the image writes ELR_EL3 (an ``eret`` from EL3) and
   never ELR_EL2 (so it has no way down from EL2).
 
@@ -62,12 +65,17 @@ _PT_LOAD = 1
 @dataclass(frozen=True)
 class BootMode:
     """One way to start a kernel: the EL core 0 enters at, where the image is
-    placed, where core 0 starts, and why this way was chosen."""
+    placed (core 0 starts at its first byte), and why this way was chosen."""
 
     el: int  #: 2 (-kernel) or 3 (-device loader, secondaries parked)
-    load: int  #: the image's address in guest memory
-    entry: int  #: core 0's first PC
+    load: int  #: the image's address in guest memory: core 0 starts at its first byte
     why: str  #: the facts that decided it (one phrase)
+
+    @property
+    def entry(self) -> int:
+        """Core 0's first PC: the image's first byte, as a Pi (kernel_old=1
+        or not) and QEMU's -kernel start a raw image."""
+        return self.load
 
     @property
     def short(self) -> str:
@@ -92,17 +100,13 @@ class BootMode:
         for cpu in SECONDARIES:
             args += ["-device", f"loader,addr=0x{PARK_ADDR:x},cpu-num={cpu}"]
         # file= comes last: a comma in the path is doubled (QEMU's option syntax),
-        # and harness.jail finds the image by this prefix.
+        # and harness.jail finds the image by this prefix. With cpu-num, the
+        # loader also resets that core's PC to addr.
         escaped = str(image).replace(",", ",,")
-        if self.entry == self.load:  # the file loader sets core 0's PC to addr itself
-            args += ["-device", f"loader,addr=0x{self.load:x},cpu-num=0,force-raw=on,file={escaped}"]
-        else:  # (a PC loader cannot take addr=0, but then entry > load >= 0)
-            args += ["-device", f"loader,addr=0x{self.load:x},force-raw=on,file={escaped}",
-                     "-device", f"loader,addr=0x{self.entry:x},cpu-num=0"]
+        args += ["-device", f"loader,addr=0x{self.load:x},cpu-num=0,force-raw=on,file={escaped}"]
         return args
 
 
-EL2_DEFAULT = BootMode(2, KERNEL_ADDR, KERNEL_ADDR, "QEMU's own entry")
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ class ImageFacts:
     """What an image (and its ELF, if one matches) says about its start."""
 
     link: int | None  #: the link address, None if unknown
-    entry: int | None  #: the ELF's entry, None without an ELF
+    entry: int | None  #: the ELF's e_entry (reported, not used), None without an ELF
     source: str  #: where ``link`` came from ("ELF x.elf", "pointers", "no pointers")
     writes_elr_el3: bool
     writes_elr_el2: bool
@@ -189,12 +193,13 @@ def decide(facts: ImageFacts, want: str) -> BootMode:
     code = ("EL3-only boot code" if facts.el3_only else
             "boot code for EL2 and EL3" if facts.writes_elr_el3 else "no EL3 boot code")
     if want == "el2":
-        return BootMode(2, KERNEL_ADDR, KERNEL_ADDR, f"--boot el2; {link}")
+        return BootMode(2, KERNEL_ADDR, f"--boot el2; {link}")
 
     def el3(reason: str) -> BootMode:
         load = facts.link if facts.link is not None else 0
-        entry = facts.entry if facts.entry is not None and facts.entry >= load else load
-        return BootMode(3, load, entry, reason)
+        if facts.entry is not None and facts.entry != load:  # ld without ENTRY(): .text's start
+            reason += f"; its ELF entry 0x{facts.entry:x} is not where a Pi starts it"
+        return BootMode(3, load, reason)
 
     if want == "el3":
         return el3(f"--boot el3; {link}")
@@ -204,7 +209,7 @@ def decide(facts: ImageFacts, want: str) -> BootMode:
         return el3(f"{code}, {link}")
     if facts.link is not None and facts.link != KERNEL_ADDR:
         return el3(f"{link}, {code}")
-    return BootMode(2, KERNEL_ADDR, KERNEL_ADDR, f"{code}, {link}")
+    return BootMode(2, KERNEL_ADDR, f"{code}, {link}")
 
 
 def boot_mode(image: Path, want: str = "auto") -> BootMode:

@@ -38,7 +38,8 @@ def facts(link: int | None, el3: bool, el2: bool, entry: int | None = None) -> I
     (facts(0, True, False), "auto", (3, 0, 0)),  # the lesson as it ships: kernel_old=1
     (facts(None, True, False), "auto", (3, 0, 0)),  # raw, EL3-only, no sign of 0x80000
     (facts(0, True, True), "auto", (3, 0, 0)),  # linked at 0: only the loader puts it there
-    (facts(KERNEL_ADDR, True, False, 0x80040), "auto", (3, KERNEL_ADDR, 0x80040)),  # ELF entry
+    (facts(KERNEL_ADDR, True, False), "auto", (3, KERNEL_ADDR, KERNEL_ADDR)),  # EL3-only at 0x80000
+    (facts(0, True, False, 0x800), "auto", (3, 0, 0)),  # ld's entry without ENTRY(): .text, not _start
     (facts(KERNEL_ADDR, True, True), "auto", (2, KERNEL_ADDR, KERNEL_ADDR)),  # both ways: -kernel
     (facts(KERNEL_ADDR, False, False), "auto", (2, KERNEL_ADDR, KERNEL_ADDR)),
     (facts(None, False, False), "auto", (2, KERNEL_ADDR, KERNEL_ADDR)),  # a tiny raw image
@@ -58,11 +59,11 @@ def test_an_unknown_way_is_refused() -> None:
 
 
 def test_el2_is_qemus_kernel_option() -> None:
-    assert BootMode(2, KERNEL_ADDR, KERNEL_ADDR, "x").qemu_args(Path("/k.img")) == ["-kernel", "/k.img"]
+    assert BootMode(2, KERNEL_ADDR, "x").qemu_args(Path("/k.img")) == ["-kernel", "/k.img"]
 
 
 def test_el3_parks_cores_1_to_3_and_loads_the_image_last() -> None:
-    args = BootMode(3, 0, 0, "x").qemu_args(Path("/a,b/k.img"))
+    args = BootMode(3, 0, "x").qemu_args(Path("/a,b/k.img"))
     devices = args[1::2]
     assert args[0::2] == ["-device"] * len(devices)
     assert devices[0] == f"loader,addr=0x{PARK_ADDR:x},data=0x17ffffffd503207f,data-len=8"
@@ -71,15 +72,10 @@ def test_el3_parks_cores_1_to_3_and_loads_the_image_last() -> None:
     assert len(devices) == 5
 
 
-def test_an_entry_past_the_load_address_gets_its_own_pc_loader() -> None:
-    devices = BootMode(3, KERNEL_ADDR, 0x80040, "x").qemu_args(Path("/k.img"))[1::2]
-    assert devices[-2:] == ["loader,addr=0x80000,force-raw=on,file=/k.img", "loader,addr=0x80040,cpu-num=0"]
-
-
 def test_the_jail_takes_the_image_from_the_loader(tmp_path: Path) -> None:
     image = tmp_path / "odd,name.img"
     image.write_bytes(b"\0" * 16)
-    argv = qemu_argv("/usr/bin/qemu-system-aarch64", image, "mini", True, BootMode(3, 0, 0, "x"))
+    argv = qemu_argv("/usr/bin/qemu-system-aarch64", image, "mini", True, BootMode(3, 0, "x"))
     jailed = jail.qemu_command(argv)
     assert (jail.KERNEL_FD, image) in jailed.opens
     assert f"loader,addr=0x0,cpu-num=0,force-raw=on,file={jail.KERNEL_IN_JAIL}" in jailed.argv
