@@ -130,7 +130,7 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
         save_transcript(path, lines)
     return El0Transcript(lines, parser.events, parser.noise, parser.anomalies, scenario, seed,
                          ending, detail, rules=cfg.rules, path=path,
-                         replay=cfg.replay.format(scenario=scenario, seed=seed))
+                         replay=cfg.replay.format(scenario=scenario, seed=seed), boot=boot.short)
 
 
 def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str],
