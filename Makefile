@@ -5,6 +5,7 @@
 #   make qemu-test     boot the test image on this terminal (type `list`, `run clone_twice 42`)
 #   make check         the conformance suite against the bundled kernel
 #   make check KERNEL=path/to/kernel8.img   ... against any image
+#   make check BOOT=el3   ... started at EL3 (el2: QEMU -kernel; default auto, harness/boot.py)
 #   make test          everything: harness self-tests, the suite, the broken-kernel proofs
 #   make bench         timing figures (not a test)
 #   make grade DIR=submissions OUT=results   grade a class (docs/grading.md)
@@ -148,14 +149,18 @@ deps:
 # Two QEMUs at a time (the machine's cores), each scenario's tests on one
 # worker so it boots once (tests/scenarios/conftest.py); JUnit XML for CI.
 PYTEST_JOBS ?= -n 2 --dist loadgroup
-KERNEL_ARG := $(if $(KERNEL),--kernel=$(abspath $(KERNEL)))
+KERNEL_ARG := $(if $(KERNEL),--kernel=$(abspath $(KERNEL))) $(if $(BOOT),--boot=$(BOOT))
 # SUBMISSION=tree-or-image judges a kernel without markers from EL0 facts
 # (docs/judging.md); RULES=lesson judges what the lesson teaches.
 SUBMISSION_ARG := $(if $(SUBMISSION),--submission=$(abspath $(SUBMISSION))) $(if $(RULES),--rules=$(RULES))
 check: deps $(if $(KERNEL),,all)
 	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) $(KERNEL_ARG) $(SUBMISSION_ARG) $(PYTEST_ARGS)
+# The suite runs twice on the bundled kernel: as auto decides (EL2, QEMU's
+# -kernel) with everything else, then once more entered at EL3 (its
+# kernel_old=1 path, -device loader, cores 1-3 parked).
 test: deps all
 	$(PYTHON) -m pytest tests $(PYTEST_JOBS) --junitxml=$(B)/junit.xml $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) --boot=el3 --junitxml=$(B)/junit-el3.xml $(PYTEST_ARGS)
 bench: deps all
 	$(PYTHON) -m harness.bench
 

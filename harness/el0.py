@@ -246,6 +246,7 @@ class El0Transcript:
     rules: str = "project"
     path: Path | None = None
     replay: str = ""
+    boot: str = ""  #: how the kernel was started, e.g. "EL3 from 0x0" (harness.boot)
 
     @classmethod
     def parse(cls, lines: Sequence[str], scenario: str, seed: int, **kw: Any) -> El0Transcript:
@@ -299,7 +300,7 @@ class El0Transcript:
         if self.ending != "all_exited":
             detail = (detail + "\n" if detail else "") + f"the run ended: {self.ending_detail or self.ending}"
         message = format_failure(self.lines, rule, cited, detail, self.path, self.scenario, self.seed,
-                                 replay=self.replay or None, rules=self.rules)
+                                 replay=self.replay or None, rules=self.rules, boot=self.boot or None)
         raise RuleBroken(message, rule, detail, cited, self.path)
 
     def check(self, cond: object, rule: str, *cited: Cited, detail: str = "") -> None:

@@ -34,7 +34,7 @@ from .errors import HarnessError, InfrastructureError, KernelSilent, ProtocolErr
 from .floods import FloodWatch
 from .image import inspect_image
 from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
-from .runner import RunConfig, choose_console, flooded, jailed, save_transcript, transcript_path
+from .runner import RunConfig, choose_boot, choose_console, flooded, jailed, save_transcript, transcript_path
 from .text import printable
 
 POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
@@ -83,14 +83,19 @@ def _silent(qemu: Qemu, cfg: El0Config, console: tuple[str, str]) -> KernelSilen
     """The verdict for a kernel whose program never started."""
     name, source = console
     timeout = cfg.run.boot_timeout
+    boot = choose_boot(cfg.run)
     if qemu.bytes_read == 0:
+        if boot.el == 2:
+            where = ("does its boot code expect EL3? QEMU raspi3b enters at EL2 (at 0x80000; "
+                     "--boot el3 starts it at EL3)")
+        else:
+            where = f"it was started at EL3 (booted {boot.describe()}; --boot el2 enters at EL2)"
         return KernelSilent(f"the kernel printed nothing within {timeout:g} s on the {name} UART "
-                            f"({source}): does its boot code expect EL3? QEMU raspi3b enters at EL2 "
-                            f"(at 0x80000); or is its console another UART (--console)?")
+                            f"({source}): {where}; or is its console another UART (--console)?")
     return KernelSilent(f"the kernel printed {qemu.bytes_read} bytes but the conformance program "
                         f"never started within {timeout:g} s (no '@KU 1 0 <tag> start' line): does "
                         f"kernel_main reach move_to_user_mode(user_process), and does its write "
-                        f"syscall print the string it is given?")
+                        f"syscall print the string it is given? (booted {boot.short})")
 
 
 def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Transcript:
@@ -98,8 +103,9 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
     transcript. ``workdir`` holds the patched image copy."""
     info = inspect_image(cfg.run.kernel, want_mode=None)  # a demo image with kt-user.o is fine
     console = choose_console(cfg.run, info)
+    boot = choose_boot(cfg.run)  # decided on the kernel as built (and its ELF), not the patched copy
     image = patch_image(cfg.run.kernel, workdir / f"{scenario}-{seed}.img", scenario, seed)
-    argv = qemu_argv(find_qemu(cfg.run.qemu), image, console[0], cfg.run.deterministic)
+    argv = qemu_argv(find_qemu(cfg.run.qemu), image, console[0], cfg.run.deterministic, boot)
     try:
         jail = jailed(cfg.run, argv, cfg.run.kernel)  # the patched copy is the same kernel
     except HarnessError:
@@ -124,7 +130,7 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
         save_transcript(path, lines)
     return El0Transcript(lines, parser.events, parser.noise, parser.anomalies, scenario, seed,
                          ending, detail, rules=cfg.rules, path=path,
-                         replay=cfg.replay.format(scenario=scenario, seed=seed))
+                         replay=cfg.replay.format(scenario=scenario, seed=seed), boot=boot.short)
 
 
 def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str],

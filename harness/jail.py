@@ -206,15 +206,34 @@ QEMU_FD = 3  #: the fds a QEMU jail's preexec opens for --ro-bind-data
 KERNEL_FD = 4
 
 
+def _image_arg(rest: list[str]) -> tuple[int, Path]:
+    """Where the kernel image is named in QEMU's arguments ``rest``: its
+    index and path. It is ``-kernel PATH`` or, for an EL3 boot
+    (harness.boot), a ``-device loader,...,file=PATH`` (file= last, commas
+    doubled). ValueError unless exactly one is there."""
+    found = []
+    for i, arg in enumerate(rest):
+        if arg == "-kernel" and i + 1 < len(rest):
+            found.append((i + 1, Path(rest[i + 1])))
+        elif i > 0 and rest[i - 1] == "-device" and arg.startswith("loader,") and ",file=" in arg:
+            found.append((i, Path(arg.partition(",file=")[2].replace(",,", ","))))
+    if len(found) != 1:
+        raise ValueError(f"QEMU's arguments name {len(found)} kernel images, not one: {rest}")
+    return found[0]
+
+
 def qemu_command(argv: list[str]) -> JailedCommand:
     """``argv`` (harness.qemu.qemu_argv's) jailed: the image copied in at
-    KERNEL_IN_JAIL, QEMU's own -sandbox added. A QEMU under /usr runs as it
-    is; one elsewhere is copied in (a script's ``#!`` interpreter must be
-    under /usr; an ELF QEMU's libraries too)."""
+    KERNEL_IN_JAIL (wherever it is named: -kernel or a loader's file=),
+    QEMU's own -sandbox added. A QEMU under /usr runs as it is; one
+    elsewhere is copied in (a script's ``#!`` interpreter must be under
+    /usr; an ELF QEMU's libraries too)."""
     qemu, rest = argv[0], list(argv[1:])
-    k = rest.index("-kernel")
-    kernel = Path(rest[k + 1])
-    rest[k + 1] = KERNEL_IN_JAIL
+    k, kernel = _image_arg(rest)
+    if rest[k].startswith("loader,"):
+        rest[k] = rest[k].partition(",file=")[0] + ",file=" + KERNEL_IN_JAIL
+    else:
+        rest[k] = KERNEL_IN_JAIL
     opens = [(KERNEL_FD, kernel)]
     data = ["--perms", "0444", "--ro-bind-data", str(KERNEL_FD), KERNEL_IN_JAIL]
     resolved = Path(qemu).resolve()

@@ -43,13 +43,15 @@ class RuleBroken(AssertionError):
 
 def format_failure(lines: Sequence[str], rule: str, cited: Sequence[Cited], detail: str,
                    path: Path | None, scenario: str, seed: int, *, replay: str | None = None,
-                   rules: str | None = None) -> str:
+                   rules: str | None = None, boot: str | None = None) -> str:
     """The message of a RuleBroken (see the module docstring). ``replay``:
     the command that reruns it (default: the CLI on the bundled kernel);
-    ``rules``: the rule set judged, when there is a choice."""
+    ``rules``: the rule set judged, when there is a choice; ``boot``: how
+    the kernel was started (harness.boot), when the kernel does not say."""
     out = [f"rule broken: {rule}"]
     out += [f"  {d}" for d in detail.splitlines()]
-    out.append(f"scenario {scenario}, seed {seed}" + (f", rule set {rules}" if rules else ""))
+    out.append(f"scenario {scenario}, seed {seed}" + (f", rule set {rules}" if rules else "")
+               + (f", booted {boot}" if boot else ""))
     for item in cited:
         out.append(f"at line {item.line}:")
         out += excerpt(lines, item.line - CONTEXT, item.line + CONTEXT, mark=item.line)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 from _pytest._code.code import ExceptionInfo, ReprFileLocation
 
+from .boot import BOOTS
 from .build import ensure_built
 from .errors import HarnessError, ImageError
 from .image import CONSOLES, inspect_image
@@ -33,8 +34,8 @@ from .el0_runner import El0Config, run_el0
 from .errors import KernelSilent
 from .jail import own_image, unavailable
 from .port import PortError, port_tree
-from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_console, parse_seconds,
-                     run_scenario)
+from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_boot, choose_console,
+                     parse_seconds, run_scenario)
 from .transcript import Transcript
 
 _WORKER_SEED = "kt_seed"  # key in xdist's workerinput
@@ -74,6 +75,12 @@ def _rules(text: str) -> str:
     return text
 
 
+def _boot(text: str) -> str:
+    if text not in BOOTS:
+        raise ValueError(f"must be one of {', '.join(BOOTS)}")
+    return text
+
+
 def _flag(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -90,6 +97,9 @@ OPTIONS = (
             f"(default: {RunConfig.run_timeout:g})", parse_seconds, "S"),
     _Option("--boot-timeout", "kt_boot_timeout", "seconds from starting QEMU to the ready "
             f"marker (default: {RunConfig.boot_timeout:g})", parse_seconds, "S"),
+    _Option("--boot", "kt_boot", "how the kernel is started: el2 (QEMU -kernel, at 0x80000), el3 "
+            "(-device loader at its link address, as a Pi with kernel_old=1; cores 1-3 parked) or "
+            "auto (decided from the image and its ELF; harness/boot.py) (default: auto)", _boot, "HOW"),
     _Option("--seed", "kt_seed", "seed for every run (default: random, shown in the header)",
             parse_seed, "N"),
     _Option("--console", "kt_console", "console UART: mini or pl011 (default: the image "
@@ -234,7 +244,7 @@ def _make_session(config: pytest.Config) -> _Session:
             raise pytest.UsageError(f"--kernel: {e.summary}") from None
     for name, attr in (("kt_qemu", "qemu"), ("kt_run_timeout", "run_timeout"),
                        ("kt_boot_timeout", "boot_timeout"), ("kt_console", "console"),
-                       ("kt_deterministic", "deterministic")):
+                       ("kt_deterministic", "deterministic"), ("kt_boot", "boot")):
         if values[name] is not None:
             cfg = replace(cfg, **{attr: values[name][0]})
     workerinput = getattr(config, "workerinput", None)
@@ -278,9 +288,9 @@ def _jail_summary(cfg: RunConfig) -> str:
     return f"none ({why}): only this checkout's own images run (bare)"
 
 
-def _replay_hint(submission: Path, rules: str) -> str:
+def _replay_hint(submission: Path, rules: str, boot: str = "auto") -> str:
     """The command that reruns one scenario of a --submission session."""
-    extra = "" if rules == "project" else f" RULES={rules}"
+    extra = ("" if rules == "project" else f" RULES={rules}") + ("" if boot == "auto" else f" BOOT={boot}")
     return (f"make check SUBMISSION={submission}{extra} "
             f'PYTEST_ARGS="--seed {{seed}} -k {{scenario}}"')
 
@@ -290,7 +300,7 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
     that the result speaks at all, and judge from EL0 markers."""
     submission = _path(config, values["kt_submission"], "")
     rules = values["kt_rules"][0] if values["kt_rules"] else "project"
-    el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules))
+    el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules, session.cfg.boot))
     if values["kt_stall"] is not None:
         el0 = replace(el0, stall_cpu=values["kt_stall"][0])
     session.submission, session.build_root = submission, None
@@ -365,6 +375,16 @@ def _kernel_summary(session: _Session) -> str:
     return f"{cfg.kernel} (console {console}: {source})"
 
 
+def _boot_summary(session: _Session) -> str:
+    cfg = session.cfg
+    if not cfg.kernel.exists():
+        return f"{cfg.boot} (decided once the image is built)"
+    try:
+        return choose_boot(cfg).describe()
+    except OSError as e:
+        return f"{cfg.boot} ({e})"
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash[_SESSION]
     cfg = session.cfg
@@ -374,6 +394,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"kt kernel: {_kernel_summary(session)}",
         f"kt qemu: {cfg.qemu}, boot-timeout {cfg.boot_timeout:g} s, run-timeout "
         f"{cfg.run_timeout:g} s, deterministic {'on' if cfg.deterministic else 'off'}",
+        f"kt boot: {_boot_summary(session)}",
         f"kt seed: {session.seed} ({session.seed_source}; replay with --seed {session.seed})",
         f"kt jail: {_jail_summary(cfg)}",
     ]
@@ -392,6 +413,8 @@ def _record(request: pytest.FixtureRequest, session: _Session, scenario: str, se
     transcript is (graders and CI read them)."""
     props = request.node.user_properties
     props += [("kt_scenario", scenario), ("kt_seed", str(seed)), ("kt_kernel", str(session.cfg.kernel))]
+    if session.cfg.kernel.exists():
+        props.append(("kt_boot", choose_boot(session.cfg).short))
     if session.el0 is not None:
         props += [("kt_submission", str(session.submission)), ("kt_rules", session.el0.rules)]
     if path is not None:

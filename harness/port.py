@@ -61,6 +61,7 @@ BUILD_TIMEOUT = 120.0  #: seconds a student's build may take
 IMAGE_NAME = "kernel8.img"
 SKIP = shutil.ignore_patterns(".git", "build", "*.o", "*.elf", "*.img", "__pycache__")
 ERROR_FILE = "port-error.txt"  #: where the link wrapper explains a refusal
+LINKED_FILE = "port-linked.txt"  #: where the link wrapper notes the path of the ELF it linked
 
 
 class PortError(HarnessError):
@@ -86,6 +87,7 @@ class Ported:
     image: Path
     log: Path
     seconds: float
+    elf: Path | None = None  #: the ELF of the final link, beside the image (harness.boot)
 
 
 #: Limits on a student's build (its Makefile is untrusted): CPU seconds,
@@ -196,7 +198,35 @@ def link(real: str, kt_user: str, error_file: str, args: list[str]) -> int:
         print(e, file=sys.stderr)
         return 1
     new_args = [str(merged) if a == definers[0] else a for a in args]
-    return subprocess.run([real, *new_args], check=False).returncode
+    code = subprocess.run([real, *new_args], check=False).returncode
+    if code == 0:  # the ELF the image is made from: harness.boot reads its load address and entry
+        Path(error_file).with_name(LINKED_FILE).write_text(os.path.abspath(_link_output(args)) + "\n")
+    return code
+
+
+def _link_output(args: list[str]) -> str:
+    """The file a link command line writes (``-o X``, ``-oX``, else a.out)."""
+    out = "a.out"
+    for i, a in enumerate(args):
+        if a == "-o" and i + 1 < len(args):
+            out = args[i + 1]
+        elif a.startswith("-o") and len(a) > 2 and not a.startswith("-on"):
+            out = a[2:]
+    return out
+
+
+def _linked_elf(wrap: Path) -> Path | None:
+    """The ELF the last final link wrote (LINKED_FILE), if it is still an
+    ELF file of at most IMAGE_MAX bytes; else None."""
+    try:
+        elf = Path((wrap / LINKED_FILE).read_text().strip())
+        with open(elf, "rb") as f:
+            magic = f.read(4)
+        if magic == b"\x7fELF" and elf.is_file() and elf.stat().st_size <= IMAGE_MAX:
+            return elf
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _find_image(tree: Path, since: float) -> Path | None:
@@ -230,8 +260,9 @@ def _variables(wrap: Path) -> list[str]:
 
 def jailed_build(out_fd: int, make_args: list[str]) -> int:
     """Inside the build jail (``_BOOT``): write the wrappers, run make on the
-    copy, then send the image it made (at most IMAGE_MAX bytes) and the
-    wrapper's refusal out as a tar on ``out_fd``; return make's exit status."""
+    copy, then send the image it made (at most IMAGE_MAX bytes), the ELF of
+    the final link (as large at most; beside the image, for harness.boot) and
+    the wrapper's refusal out as a tar on ``out_fd``; return make's exit status."""
     port = Path(IN_JAIL)
     wrap, copy = port / "toolchain", port / "src"
     _write_wrappers(wrap, port / "kt" / "kt-user.o")
@@ -245,9 +276,12 @@ def jailed_build(out_fd: int, make_args: list[str]) -> int:
               f"kernel image may be ({IMAGE_MAX}); not taken", flush=True)
         image = None
     sys.stdout.flush()
+    elf = _linked_elf(wrap) if image is not None else None
     with os.fdopen(out_fd, "wb") as out, tarfile.open(fileobj=out, mode="w|") as tar:
-        if image is not None:  # the image only: nothing else the build wrote leaves the jail
+        if image is not None:  # the image, and the ELF it came from: nothing else leaves the jail
             tar.add(image, arcname=f"src/{image.relative_to(copy)}")
+            if elf is not None:  # beside the image, where harness.boot looks for it
+                tar.add(elf, arcname=f"src/{image.with_suffix('.elf').relative_to(copy)}", recursive=False)
         if (wrap / ERROR_FILE).is_file():
             tar.add(wrap / ERROR_FILE, arcname=f"toolchain/{ERROR_FILE}")
     return code
@@ -421,7 +455,10 @@ def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUIL
     if image is None:
         raise NoImage(f"{tree}: the build succeeded but made no {IMAGE_NAME} (build log: {log})",
                       lines=output, source="make output")
-    return Ported(image, log, seconds)
+    beside = image.with_suffix(".elf")
+    if why is not None and (elf := _linked_elf(wrap)) is not None and elf != beside:
+        shutil.copyfile(elf, beside)  # unjailed build: put the ELF where a jailed one leaves it
+    return Ported(image, log, seconds, beside if beside.is_file() else None)
 
 
 def main(argv: list[str]) -> int:

@@ -41,6 +41,7 @@ from types import TracebackType
 import pexpect
 
 from . import jail as _jail
+from .boot import BootMode
 from .errors import QemuNotFound
 from .text import decode
 
@@ -65,9 +66,12 @@ _PR_SET_PDEATHSIG = 1
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def qemu_argv(qemu: str, kernel: Path, console: str, deterministic: bool) -> list[str]:
-    """The QEMU command line for one boot of ``kernel`` with ``console`` on stdio."""
-    argv = [qemu, "-M", "raspi3b", "-kernel", str(kernel), "-display", "none",
+def qemu_argv(qemu: str, kernel: Path, console: str, deterministic: bool,
+              boot: BootMode | None = None) -> list[str]:
+    """The QEMU command line for one boot of ``kernel`` with ``console`` on
+    stdio, started as ``boot`` says (harness.boot; None: -kernel, EL2)."""
+    place = boot.qemu_args(kernel) if boot is not None else ["-kernel", str(kernel)]
+    argv = [qemu, "-M", "raspi3b", *place, "-display", "none",
             "-monitor", "none", "-no-reboot", "-semihosting-config", "enable=on,target=native",
             *SERIAL[console]]
     return argv + DETERMINISTIC if deterministic else argv

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .boot import BOOTS, BootMode, boot_mode
 from .errors import (CommandRejected, HarnessError, InfrastructureError, KernelDied, KernelPanic,
                      KernelSilent, KernelStalled, OutputFlood, RunTimeout, signal_death)
 from .events import CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName, Tick
@@ -72,6 +73,14 @@ class RunConfig:
     noise_bytes: int | None = NOISE_BYTES  #: bytes of such lines: ConsoleNoise (None: off)
     transcript_dir: Path | None = None  #: where runs are saved; None: not saved
     jail: str = "auto"  #: when QEMU runs in a jail: harness.jail.should_jail (auto, on, unsafe, off)
+    boot: str = "auto"  #: how the kernel is started: harness.boot (auto, el2, el3)
+
+
+def choose_boot(cfg: RunConfig, kernel: Path | None = None) -> BootMode:
+    """How ``kernel`` (default cfg.kernel) is started under cfg.boot (harness.boot)."""
+    if cfg.boot not in BOOTS:
+        raise ValueError(f"boot must be one of {', '.join(BOOTS)}, not {cfg.boot!r}")
+    return boot_mode(cfg.kernel if kernel is None else kernel, cfg.boot)
 
 
 def choose_console(cfg: RunConfig, info: ImageInfo) -> tuple[str, str]:
@@ -232,7 +241,8 @@ class _Conversation:
             console, source = self.console
             seen = (f"the console printed {self.qemu.bytes_read} bytes but no ready marker"
                     if self.qemu.bytes_read else f"nothing came on the {console} UART ({source})")
-            raise KernelSilent(f"no ready marker within {timeout:g} s of starting QEMU: {seen}") from None
+            raise KernelSilent(f"no ready marker within {timeout:g} s of starting QEMU: {seen}; "
+                               f"booted {choose_boot(self.cfg).describe()}") from None
         if ready is None:
             raise self._died("the ready marker")
 
@@ -274,7 +284,8 @@ def prepare(cfg: RunConfig) -> tuple[list[str], tuple[str, str]]:
     choice (name, source). Raises ImageError or QemuNotFound."""
     info = inspect_image(cfg.kernel)
     console = choose_console(cfg, info)
-    return qemu_argv(find_qemu(cfg.qemu), cfg.kernel, console[0], cfg.deterministic), console
+    return qemu_argv(find_qemu(cfg.qemu), cfg.kernel, console[0], cfg.deterministic,
+                     choose_boot(cfg)), console
 
 
 def jailed(cfg: RunConfig, argv: list[str], kernel: Path | None = None) -> bool:

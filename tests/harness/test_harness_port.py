@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from selftest_support import ROOT
 
+from harness.boot import boot_mode
 from harness.el0 import PARAM_TAG, UAfterExit, UExit
 from harness.el0_runner import El0Config, run_el0
 from harness.errors import KernelSilent
@@ -47,8 +48,8 @@ def snapshot(tree: Path) -> dict[str, bytes]:
     return {str(p.relative_to(tree)): p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
 
 
-def el0_config(image: Path, boot_timeout: float = 10.0) -> El0Config:
-    return El0Config(RunConfig(kernel=image, boot_timeout=boot_timeout, run_timeout=12.0))
+def el0_config(image: Path, boot_timeout: float = 10.0, boot: str = "auto") -> El0Config:
+    return El0Config(RunConfig(kernel=image, boot_timeout=boot_timeout, run_timeout=12.0, boot=boot))
 
 
 def port(tree: Path, kt_user: Path, tmp_path: Path) -> Ported:
@@ -131,12 +132,25 @@ def qemu_processes_under(path: Path) -> list[str]:
 
 
 @pytest.mark.qemu
-def test_el3_boot_code_is_kernel_silent_naming_el3_and_el2(kt_user: Path, tmp_path: Path) -> None:
+def test_el3_boot_code_entered_at_el2_is_kernel_silent_naming_el3_and_el2(kt_user: Path, tmp_path: Path) -> None:
     ported = port(tree_copy(tmp_path, "boot_expects_el3"), kt_user, tmp_path)
     with pytest.raises(KernelSilent) as raised:
-        run_el0(el0_config(ported.image, boot_timeout=2.0), "exit_zombie", 7, tmp_path / "run")
+        run_el0(el0_config(ported.image, boot_timeout=2.0, boot="el2"), "exit_zombie", 7, tmp_path / "run")
     assert "printed nothing" in raised.value.summary
     assert "EL3" in raised.value.summary and "EL2" in raised.value.summary
+    assert qemu_processes_under(tmp_path) == []
+
+
+@pytest.mark.qemu
+def test_el3_boot_code_is_started_at_el3_from_its_elf_entry(kt_user: Path, tmp_path: Path) -> None:
+    """auto: the ported tree's ELF (brought out of the build jail beside the
+    image) says 0x80000, its code returns only from EL3: loader, EL3, 0x80000."""
+    ported = port(tree_copy(tmp_path, "boot_expects_el3"), kt_user, tmp_path)
+    assert ported.elf == ported.image.with_suffix(".elf") and ported.elf.read_bytes()[:4] == b"\x7fELF"
+    mode = boot_mode(ported.image)
+    assert (mode.el, mode.load, mode.entry) == (3, 0x80000, 0x80000) and "ELF" in mode.why
+    u = run_el0(el0_config(ported.image), "exit_zombie", 7, tmp_path / "run")
+    assert u.ending == "all_exited", u.ending_detail
     assert qemu_processes_under(tmp_path) == []
 
 
