@@ -2,7 +2,9 @@
 
 Each entry of DIR is one submission: a source tree (ported and judged from
 EL0, ``--submission``) or a kernel image (judged with markers if its note
-says ``mode=test``, else from EL0). For each, the whole suite runs in a
+says ``mode=test``, else from EL0). Hand-ins are resolved first (harness.handin):
+an archive is unpacked safely into OUT/<name>/handin, a single nested
+folder descended into, an image-only folder is its image; names never merge. For each, the whole suite runs in a
 child pytest, exactly as ``make check`` would, with one seed derived from
 the class seed (random, kept in OUT/grading.json), the submission's name
 and a hash of its content; its JUnit XML is scored with the rubric

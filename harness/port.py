@@ -12,11 +12,13 @@ build is refused unless ``unsafe`` (--unsafe-no-sandbox).
 How: the tree is copied (the student's folder is never written), and its
 Makefile is run with the cross toolchain replaced by wrappers: a directory
 of scripts named like the real tools (``aarch64-linux-gnu-gcc``, ``-ld``,
-...), put first on PATH and passed as every prefix variable teaching trees
-use (``ARMGNU``, ``CROSS_COMPILE``, ``CROSS``, ``TOOLCHAIN``, ``PREFIX``).
+..., and the same under ``aarch64-none-elf-`` and ``aarch64-elf-``), put
+first on PATH and passed as every prefix variable teaching trees use
+(``ARMGNU``, ``CROSS_COMPILE``, ``CROSS``, ``TOOLCHAIN``, ``PREFIX``).
 Every tool call goes through to the real tool, except a final link (``ld``
 without ``-r``, or ``gcc`` without ``-c``/``-S``/``-E``): there the wrapper
-finds the one input object that defines ``user_process``, weakens that
+finds the one input object that defines ``user_process`` (or the
+``entry`` that --entry names; kt-user.o's is then renamed), weakens that
 symbol (``objcopy --weaken-symbol``), merges kt-user.o into it (``ld -r``,
 keeping the object's file name, so a linker script that picks user code by
 file name still does), and links with the merged object instead. If the
