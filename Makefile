@@ -151,10 +151,14 @@ deps:
 PYTEST_JOBS ?= -n 2 --dist loadgroup
 KERNEL_ARG := $(if $(KERNEL),--kernel=$(abspath $(KERNEL))) $(if $(BOOT),--boot=$(BOOT))
 # SUBMISSION=tree-or-image judges a kernel without markers from EL0 facts
-# (docs/judging.md); RULES=lesson judges what the lesson teaches.
-SUBMISSION_ARG := $(if $(SUBMISSION),--submission=$(abspath $(SUBMISSION))) $(if $(RULES),--rules=$(RULES))
+# (docs/judging.md); RULES=lesson judges what the lesson teaches; ENTRY=sym
+# names the user program when it is not user_process; RUN_TIMEOUT=s and
+# STALL=s bound each run (also passed on by `make grade`).
+RUN_ARGS := $(if $(RUN_TIMEOUT),--run-timeout=$(RUN_TIMEOUT)) $(if $(STALL),--stall=$(STALL))
+SUBMISSION_ARG := $(if $(SUBMISSION),--submission=$(abspath $(SUBMISSION))) $(if $(RULES),--rules=$(RULES)) \
+                  $(if $(ENTRY),--entry=$(ENTRY))
 check: deps $(if $(KERNEL),,all)
-	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) $(KERNEL_ARG) $(SUBMISSION_ARG) $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) $(KERNEL_ARG) $(SUBMISSION_ARG) $(RUN_ARGS) $(PYTEST_ARGS)
 # The suite runs twice on the bundled kernel: as auto decides (EL2, QEMU's
 # -kernel) with everything else, then once more entered at EL3 (its
 # kernel_old=1 path, -device loader, cores 1-3 parked).
@@ -165,9 +169,11 @@ bench: deps all
 	$(PYTHON) -m harness.bench
 
 # Grade a class: make grade DIR=submissions OUT=results [GRADE_ARGS="--class-seed 7 -j 2"]
+# [RULES=lesson] [ENTRY=sym] [RUN_TIMEOUT=s] [STALL=s]: passed on to every child pytest
 grade: deps all
 	@test -n "$(DIR)" -a -n "$(OUT)" || { echo "usage: make grade DIR=folder-of-submissions OUT=results-folder [GRADE_ARGS=...]" >&2; exit 2; }
-	$(PYTHON) -m harness grade $(abspath $(DIR)) --out $(abspath $(OUT)) $(GRADE_ARGS)
+	$(PYTHON) -m harness grade $(abspath $(DIR)) --out $(abspath $(OUT)) $(if $(RULES),--rules $(RULES)) \
+	    $(if $(ENTRY),--entry $(ENTRY)) $(RUN_ARGS) $(GRADE_ARGS)
 
 clean:
 	rm -rf $(B)

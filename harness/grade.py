@@ -2,7 +2,9 @@
 
 Each entry of DIR is one submission: a source tree (ported and judged from
 EL0, ``--submission``) or a kernel image (judged with markers if its note
-says ``mode=test``, else from EL0). For each, the whole suite runs in a
+says ``mode=test``, else from EL0). Hand-ins are resolved first (harness.handin):
+an archive is unpacked safely into OUT/<name>/handin, a single nested
+folder descended into, an image-only folder is its image; names never merge. For each, the whole suite runs in a
 child pytest, exactly as ``make check`` would, with one seed derived from
 the class seed (random, kept in OUT/grading.json), the submission's name
 and a hash of its content; its JUnit XML is scored with the rubric
@@ -53,9 +55,11 @@ from typing import Any
 
 from . import jail
 from .errors import HarnessError, InfrastructureError
+from .handin import HANDIN_FOLDER, resolve, unique_names, visible
 from .image import inspect_image
-from .port import SKIP
+from .port import SKIP, SYMBOL
 from .prng import MASK64, parse_seed
+from .runner import parse_seconds
 from .text import decode, printable, printable_text, split_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +76,7 @@ _CITED = re.compile(r"^>> +(\d+) \|", re.M)
 #: the submission's own problem when its child pytest stops with a usage error naming it
 _OWN_USAGE_ERROR = ("--submission ", "--kernel:")
 _PYTEST_EXITS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+PROBLEM_CHARS = 1500  #: characters of a problem line kept (it ends with the transcript path)
 REPORT_LINE_CHARS = 2000  #: characters of one transcript line shown in a report
 
 
@@ -271,6 +276,22 @@ def known_works(root: Path = ROOT) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """Settings the grader passes on to every child pytest (and its replay command)."""
+
+    run_timeout: float | None = None  #: --run-timeout
+    stall: float | None = None  #: --stall
+    entry: str | None = None  #: --entry: the user program's symbol when it is not user_process
+
+    def pytest_args(self, mode: str) -> list[str]:
+        args = [] if self.run_timeout is None else ["--run-timeout", f"{self.run_timeout:g}"]
+        if mode == "el0":
+            args += [] if self.stall is None else ["--stall", f"{self.stall:g}"]
+            args += [] if self.entry is None else ["--entry", self.entry]
+        return args
+
+
+@dataclass(frozen=True)
 class Submission:
     name: str
     path: Path
@@ -278,6 +299,11 @@ class Submission:
     mode: str  #: "markers" or "el0"
     content: str = ""  #: content_hash of the submission
     kind: str = "image"  #: "tree" or "image"
+    entry: str = ""  #: its entry's own name in the class folder (harness.handin)
+    inside: str = ""  #: what was judged, within the entry ("" for the entry itself)
+    problem: str = ""  #: set: the hand-in cannot be judged (a zip bomb, an unreadable archive)
+    note: str = ""  #: e.g. unsafe archive members skipped
+    settings: RunSettings = RunSettings()  #: what its child pytest is given (and its replay)
 
 
 @dataclass
@@ -334,21 +360,27 @@ def _mode(path: Path) -> str:
     return "markers" if note is not None and note.mode == "test" else "el0"
 
 
-def find_submissions(directory: Path, class_seed: int) -> list[Submission]:
-    """Every entry of ``directory`` (hidden ones aside), by name."""
+def find_submissions(directory: Path, class_seed: int, out: Path | None = None) -> list[Submission]:
+    """Every entry of ``directory`` (hidden ones and __MACOSX aside), by
+    name, resolved as harness.handin says: an archive is unpacked into
+    ``out/<name>/handin`` (without ``out`` it is a problem), a single
+    nested folder descended into, an image-only folder is that image. Two
+    entries never share a name (handin.unique_names)."""
     if not directory.is_dir():
         raise GradeError(f"{directory}: not a folder of submissions")
+    entries = visible(directory)
+    names = unique_names([e.name for e in entries])
     subs = []
-    for entry in sorted(directory.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", entry.name)
-        content = content_hash(entry)
-        subs.append(Submission(name, entry.resolve(), submission_seed(class_seed, name, content),
-                               _mode(entry), content, "tree" if entry.is_dir() else "image"))
+    for entry in entries:
+        name = names[entry.name]
+        h = resolve(entry, None if out is None else out / name / HANDIN_FOLDER)
+        content = file_hash(h.path) if h.problem else content_hash(h.path)
+        subs.append(Submission(name, h.path.resolve(), submission_seed(class_seed, name, content),
+                               "el0" if h.problem else _mode(h.path), content, h.kind, entry.name,
+                               h.inside, h.problem, h.note))
     if not subs:
         raise GradeError(f"{directory}: no submissions in it")
-    return subs
+    return sorted(subs, key=lambda s: s.name)
 
 
 def identical_groups(subs: list[Submission]) -> dict[str, list[str]]:
@@ -363,22 +395,25 @@ def pytest_command(sub: Submission, out: Path, rules: str, staging: Path | None 
                    unsafe: bool = False) -> list[str]:
     """The child pytest that judges ``sub`` (the same as make check); its
     JUnit XML goes to ``staging`` (default: ``out``); ``unsafe``:
-    --unsafe-no-sandbox (run unjailed where no jail can be made)."""
+    --unsafe-no-sandbox (run unjailed where no jail can be made); the
+    submission's run settings are passed on."""
     staging = out if staging is None else staging
     target = (["--kernel", str(sub.path)] if sub.mode == "markers"
               else ["--submission", str(sub.path), "--rules", rules, "--port-dir", str(out / "build")])
     return [sys.executable, "-m", "pytest", str(ROOT / "tests" / "scenarios"), "-p", "no:cacheprovider",
             "-p", "no:xdist", "-rfE", "--seed", str(sub.seed), *target,
             "--transcript-dir", str(out / "transcripts"), "--junitxml", str(staging / "junit.xml"),
-            "-o", "junit_logging=no", *(["--unsafe-no-sandbox"] if unsafe else [])]
+            "-o", "junit_logging=no", *(["--unsafe-no-sandbox"] if unsafe else []),
+            *sub.settings.pytest_args(sub.mode)]
 
 
 def replay_command(sub: Submission, rules: str) -> str:
     """The command that reruns this submission's judging exactly."""
+    args = " ".join([f"--seed {sub.seed}", *sub.settings.pytest_args(sub.mode)])
     if sub.mode == "markers":
-        return f"make check KERNEL={sub.path} PYTEST_ARGS=\"--seed {sub.seed}\""
+        return f"make check KERNEL={sub.path} PYTEST_ARGS=\"{args}\""
     extra = "" if rules == "project" else f" RULES={rules}"
-    return f"make check SUBMISSION={sub.path}{extra} PYTEST_ARGS=\"--seed {sub.seed}\""
+    return f"make check SUBMISSION={sub.path}{extra} PYTEST_ARGS=\"{args}\""
 
 
 def _scenario_of(testcase: ET.Element) -> tuple[str, str]:
@@ -540,7 +575,8 @@ def results_data(g: Graded) -> dict[str, Any]:
             "output": f"{summary}\nreplay: {replay_command(g.sub, g.rules)}",
             "tests": tests,
             "extra_data": {"kt": {"seed": g.sub.seed, "mode": g.sub.mode, "rules": g.rules,
-                                  "problem": g.problem}}}
+                                  "problem": g.problem, "handed_in": handed_in(g.sub),
+                                  "settings": g.sub.settings.pytest_args(g.sub.mode)}}}
 
 
 def write_results(g: Graded, out: Path) -> None:
@@ -567,6 +603,19 @@ def write_report(g: Graded, out: Path) -> None:
     write_atomic(out / "report.html", page)
 
 
+def handed_in(sub: Submission) -> str:
+    """What the student handed in and what of it was judged (summary.csv),
+    printable: the entry's own name (two entries whose names clean alike
+    get distinct names: this tells them apart), the path judged inside it,
+    and the note on unsafe archive members skipped."""
+    text = sub.entry or sub.name
+    if sub.inside and sub.inside != sub.entry:
+        text += f" (judged: {sub.inside})"
+    if sub.note:
+        text += f"; {sub.note}"
+    return printable(text, 500)
+
+
 def write_class(graded: list[Graded], out: Path) -> None:
     """summary.csv and index.html, one row per student, best first; the
     submissions not graded (an infrastructure fault) last."""
@@ -574,15 +623,16 @@ def write_class(graded: list[Graded], out: Path) -> None:
     rows = sorted(graded, key=lambda g: (bool(g.not_graded), -g.score, g.sub.name))
     text = io.StringIO(newline="")
     w = csv.writer(text)
-    w.writerow(["name", "score", "max_score", "mode", "seed", *names, "problem", "identical_to"])
+    w.writerow(["name", "score", "max_score", "mode", "seed", *names, "problem", "identical_to", "handed_in"])
     for g in rows:
         per = {s.name: s.points for s in g.scenarios}
         if g.not_graded:
             w.writerow([g.sub.name, "", "", g.sub.mode, g.sub.seed, *["" for _ in names],
-                        f"not graded ({g.not_graded})", " ".join(g.identical_to)])
+                        f"not graded ({g.not_graded})", " ".join(g.identical_to), handed_in(g.sub)])
         else:
             w.writerow([g.sub.name, g.score, g.max_score, g.sub.mode, g.sub.seed,
-                        *[per.get(n, "") for n in names], g.problem, " ".join(g.identical_to)])
+                        *[per.get(n, "") for n in names], g.problem, " ".join(g.identical_to),
+                        handed_in(g.sub)])
     write_atomic(out / "summary.csv", text.getvalue())
     env = _templates()
     write_atomic(out / "index.html", env.get_template("index.html.j2").render(rows=rows, names=names))
@@ -605,6 +655,7 @@ def load_graded(sub: Submission, out: Path, rules: str) -> Graded | None:
         ok = (_number(data["score"]) and _number(data["max_score"]) and isinstance(data["output"], str)
               and isinstance(tests, list) and kt.get("seed") == sub.seed and kt.get("mode") == sub.mode
               and kt.get("rules") == rules and isinstance(kt.get("problem", ""), str)
+              and kt.get("settings", []) == sub.settings.pytest_args(sub.mode)
               and all(isinstance(t, dict) and isinstance(t.get("name"), str) and _number(t.get("score"))
                       and _number(t.get("max_score")) for t in tests))
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
@@ -699,7 +750,9 @@ def _empty(sub: Submission, rubric: Rubric, rules: str) -> list[ScenarioResult]:
 
 
 def rejection(sub: Submission, ctx: Context) -> str:
-    """Why ``sub`` is not graded as the student's work ("" if it is)."""
+    """Why ``sub`` is not graded as the student's work, or not judged at all ("" if it is)."""
+    if sub.problem:
+        return sub.problem
     if sub.content in ctx.known:
         return f"not the student's work: identical to {ctx.known[sub.content]}"
     if ctx.trees_only and sub.kind == "image":
@@ -754,7 +807,7 @@ def _attempt(sub: Submission, ctx: Context, out: Path) -> Attempt:
                      f"which the grader did not send")
     if code == 4 and errors and errors[0].startswith(_OWN_USAGE_ERROR):
         check_space(ctx.out, out)  # a build that failed for want of space is not the student's fault
-        return Attempt(Graded(sub, ctx.rules, empty, printable(errors[0], 500), tail), log)
+        return Attempt(Graded(sub, ctx.rules, empty, printable(errors[0], PROBLEM_CHARS), tail), log)
     if code not in (0, 1) or not junit.is_file():
         what = _PYTEST_EXITS.get(code, "an unexpected exit")
         first = next((line for line in lines if line.startswith(("ERROR", "INTERNALERROR"))), "")
@@ -887,6 +940,12 @@ def _shard(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _symbol(text: str) -> str:
+    if not SYMBOL.fullmatch(text):
+        raise argparse.ArgumentTypeError("must be a C identifier (the user program's function)")
+    return text
+
+
 def _jobs(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -914,6 +973,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", type=_shard, help="K/N: grade only the K-th of N equal shares")
     p.add_argument("--trees-only", action="store_true", help="the class hands in source trees: a "
                    "kernel image scores 0")
+    p.add_argument("--run-timeout", type=parse_seconds, default=None, metavar="S",
+                   help="passed to every child pytest: seconds a run may take after its command")
+    p.add_argument("--stall", type=parse_seconds, default=None, metavar="S", help="passed to every "
+                   "child pytest judging from EL0: seconds of QEMU CPU time with no EL0 marker")
+    p.add_argument("--entry", type=_symbol, default=None, metavar="SYMBOL", help="passed to every "
+                   "child pytest judging a tree: the user program's function when it is not "
+                   "user_process")
 
 
 def _progress(ctx: Context, done: int, total: int, started: float) -> None:
@@ -980,7 +1046,8 @@ def _run(args: argparse.Namespace) -> int:
         if no_jail is not None and not args.unsafe_no_sandbox:
             raise GradeError(f"no jail can be made here ({no_jail}): student code is not run "
                              f"unjailed; fix that, or pass --unsafe-no-sandbox to grade anyway")
-        subs = find_submissions(args.dir, class_seed)
+        settings = RunSettings(args.run_timeout, args.stall, args.entry)
+        subs = [replace(s, settings=settings) for s in find_submissions(args.dir, class_seed, args.out)]
     except GradeError as e:
         print(f"grade: {e}", file=sys.stderr)
         return 2
@@ -1000,6 +1067,9 @@ def _run(args: argparse.Namespace) -> int:
     write_atomic(args.out / STATE_FILE, ClassState(class_seed, args.rules, digest, suite).to_json())
     ctx.say(f"grading {len(subs)} submissions of {args.dir} (class seed: {seed_source}; rule set "
             f"{args.rules}, {args.jobs} at a time) into {args.out}")
+    for s in subs:
+        if s.note:
+            ctx.say(f"{s.name}: {printable(s.note, 300)}")
     done = {s.name: g for s in subs if args.resume and (g := load_graded(s, args.out, args.rules))}
     todo = [s for s in subs if s.name not in done]
     not_graded: dict[str, Graded] = {}

@@ -33,7 +33,9 @@ from .el0 import MARKER_ONLY, El0Transcript
 from .el0_runner import El0Config, run_el0
 from .errors import KernelSilent
 from .jail import own_image, unavailable
-from .port import PortError, port_tree
+from .handin import resolve_folder
+from .port import ENTRY, SYMBOL, PortError, port_tree
+from .text import printable
 from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_boot, choose_console,
                      parse_seconds, run_scenario)
 from .transcript import Transcript
@@ -81,6 +83,12 @@ def _boot(text: str) -> str:
     return text
 
 
+def _symbol(text: str) -> str:
+    if not SYMBOL.fullmatch(text):
+        raise ValueError("must be a C identifier (the user program's function)")
+    return text
+
+
 def _flag(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -115,6 +123,9 @@ OPTIONS = (
     _Option("--rules", "kt_rules", "rule set for --submission: 'project' (docs/syscalls.md) or "
             "'lesson' (what RPi OS lesson 5 teaches; docs/judging.md) (default: project)",
             _rules, "SET"),
+    _Option("--entry", "kt_entry", "the user program's function in a --submission tree, replaced by "
+            f"the conformance programs (default: {ENTRY}; a static function cannot be replaced)",
+            _symbol, "SYMBOL"),
     _Option("--port-dir", "kt_port_dir", "where a --submission tree is copied and built "
             "(default: build/port/<its name>)", str, "DIR"),
     _Option("--stall", "kt_stall", "seconds of QEMU CPU time (guest progress) with no EL0 marker "
@@ -288,9 +299,10 @@ def _jail_summary(cfg: RunConfig) -> str:
     return f"none ({why}): only this checkout's own images run (bare)"
 
 
-def _replay_hint(submission: Path, rules: str, boot: str = "auto") -> str:
+def _replay_hint(submission: Path, rules: str, boot: str = "auto", entry: str = ENTRY) -> str:
     """The command that reruns one scenario of a --submission session."""
-    extra = ("" if rules == "project" else f" RULES={rules}") + ("" if boot == "auto" else f" BOOT={boot}")
+    extra = (("" if rules == "project" else f" RULES={rules}") + ("" if boot == "auto" else f" BOOT={boot}")
+             + ("" if entry == ENTRY else f" ENTRY={entry}"))
     return (f"make check SUBMISSION={submission}{extra} "
             f'PYTEST_ARGS="--seed {{seed}} -k {{scenario}}"')
 
@@ -299,8 +311,11 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
     """An EL0 session: port the tree (once, in the xdist controller), check
     that the result speaks at all, and judge from EL0 markers."""
     submission = _path(config, values["kt_submission"], "")
+    if submission.is_dir():  # a hand-in one folder down, or a folder holding only its image
+        submission = resolve_folder(submission)[0]
     rules = values["kt_rules"][0] if values["kt_rules"] else "project"
-    el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules, session.cfg.boot))
+    entry = values["kt_entry"][0] if values["kt_entry"] else ENTRY
+    el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules, session.cfg.boot, entry))
     if values["kt_stall"] is not None:
         el0 = replace(el0, stall_cpu=values["kt_stall"][0])
     session.submission, session.build_root = submission, None
@@ -314,7 +329,7 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
             workdir = (_path(config, values["kt_port_dir"], "") if values["kt_port_dir"]
                        else config.rootpath / "build" / "port" / submission.name)
             ported = port_tree(submission, config.rootpath / "build" / "kt-user.o", workdir,
-                               unsafe=session.cfg.jail == "unsafe")
+                               unsafe=session.cfg.jail == "unsafe", entry=entry)
         except PortError as e:
             raise pytest.UsageError(f"--submission {submission}: {e.summary}\n"
                                     + "\n".join(e.tail()[-8:])) from None
@@ -335,7 +350,10 @@ def _probe(config: pytest.Config, session: _Session) -> None:
     with tempfile.TemporaryDirectory(prefix="kt-probe-") as workdir:  # its own: sessions run side by side
         result = session.run_el0("clone_twice", session.seed, Path(workdir))
     if isinstance(result, (KernelSilent, ImageError)):
-        raise pytest.UsageError(f"--submission {session.submission}: {result.summary}")
+        last = next((line for line in reversed(result.lines) if line.strip()), None)
+        said = "" if last is None else f"; its last line: {printable(last, 200)}"
+        where = "" if result.path is None else f"; transcript: {result.path}"
+        raise pytest.UsageError(f"--submission {session.submission}: {result.summary}{said}{where}")
 
 
 class _ShortInterrupt:

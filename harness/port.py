@@ -12,11 +12,13 @@ build is refused unless ``unsafe`` (--unsafe-no-sandbox).
 How: the tree is copied (the student's folder is never written), and its
 Makefile is run with the cross toolchain replaced by wrappers: a directory
 of scripts named like the real tools (``aarch64-linux-gnu-gcc``, ``-ld``,
-...), put first on PATH and passed as every prefix variable teaching trees
-use (``ARMGNU``, ``CROSS_COMPILE``, ``CROSS``, ``TOOLCHAIN``, ``PREFIX``).
+..., and the same under ``aarch64-none-elf-`` and ``aarch64-elf-``), put
+first on PATH and passed as every prefix variable teaching trees use
+(``ARMGNU``, ``CROSS_COMPILE``, ``CROSS``, ``TOOLCHAIN``, ``PREFIX``).
 Every tool call goes through to the real tool, except a final link (``ld``
 without ``-r``, or ``gcc`` without ``-c``/``-S``/``-E``): there the wrapper
-finds the one input object that defines ``user_process``, weakens that
+finds the one input object that defines ``user_process`` (or the
+``entry`` that --entry names; kt-user.o's is then renamed), weakens that
 symbol (``objcopy --weaken-symbol``), merges kt-user.o into it (``ld -r``,
 keeping the object's file name, so a linker script that picks user code by
 file name still does), and links with the merged object instead. If the
@@ -31,7 +33,9 @@ object file of the final link.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import resource
 import select
 import shutil
@@ -47,6 +51,10 @@ from . import jail
 from .errors import HarnessError
 
 TRIPLET = "aarch64-linux-gnu-"
+#: Every prefix a teaching tree may name its cross tools by: each gets the
+#: same wrappers (to the installed TRIPLET tools), so a Makefile that
+#: hard-codes ``aarch64-none-elf-gcc`` or sets ``ARMGNU=aarch64-elf`` builds.
+PREFIXES = (TRIPLET, "aarch64-none-elf-", "aarch64-elf-")
 TOOLS = ("gcc", "cc", "cpp", "as", "ld", "ld.bfd", "objcopy", "objdump", "nm", "ar", "readelf",
          "strip", "size", "ranlib")
 _DRIVER_NOT_LINKING = "-c|-S|-E|-M|-MM|-r|--version|-v|-dumpmachine|-print-*"
@@ -56,7 +64,9 @@ _LD_NOT_LINKING = "-r|-i|--relocatable|--version|-v|-V"
 NOT_A_LINK = {"gcc": _DRIVER_NOT_LINKING, "cc": _DRIVER_NOT_LINKING,
               "ld": _LD_NOT_LINKING, "ld.bfd": _LD_NOT_LINKING}
 PREFIX_VARS = ("ARMGNU", "CROSS_COMPILE", "CROSS", "TOOLCHAIN", "PREFIX")  #: ARMGNU wants no '-'
-ENTRY = "user_process"
+ENTRY = "user_process"  #: the user program's function, unless --entry names another
+SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  #: what --entry accepts (it goes into a shell script)
+ENTRY_FILE = "entry"  #: in the build jail's kt/ folder: the --entry symbol
 BUILD_TIMEOUT = 120.0  #: seconds a student's build may take
 IMAGE_NAME = "kernel8.img"
 SKIP = shutil.ignore_patterns(".git", "build", "*.o", "*.elf", "*.img", "__pycache__")
@@ -115,8 +125,11 @@ def _real_tool(tool: str) -> str:
     return found
 
 
-def _write_wrappers(wrap: Path, kt_user: Path) -> None:
-    """The wrapper scripts (module docstring); the link ones call ``link``."""
+def _write_wrappers(wrap: Path, kt_user: Path, entry: str = ENTRY) -> None:
+    """The wrapper scripts (module docstring), under every prefix of
+    PREFIXES; the link ones call ``link`` with ``entry``."""
+    if not SYMBOL.fullmatch(entry):
+        raise PortError(f"--entry {entry!r}: not a C identifier")
     wrap.mkdir(parents=True, exist_ok=True)
     root = Path(__file__).resolve().parents[1]
     for tool in TOOLS:
@@ -127,48 +140,52 @@ def _write_wrappers(wrap: Path, kt_user: Path) -> None:
         if tool in NOT_A_LINK:
             lines += ['for a in "$@"; do', f'  case "$a" in {NOT_A_LINK[tool]}) exec "{real}" "$@";; esac', "done",
                       f'PYTHONPATH="{root}" exec "{sys.executable}" -m harness.port link "{real}" '
-                      f'"{kt_user}" "{wrap / ERROR_FILE}" "$@"']
+                      f'"{kt_user}" "{wrap / ERROR_FILE}" "{entry}" "$@"']
         else:
             lines.append(f'exec "{real}" "$@"')
-        script = wrap / (TRIPLET + tool)
-        script.write_text("\n".join(lines) + "\n")
-        script.chmod(0o755)
+        for prefix in PREFIXES:
+            script = wrap / (prefix + tool)
+            script.write_text("\n".join(lines) + "\n")
+            script.chmod(0o755)
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False)
 
 
-def _definers(objects: list[str]) -> list[str]:
-    """The objects among ``objects`` that define the global ENTRY."""
+def _definers(objects: list[str], entry: str = ENTRY, types: tuple[str, ...] = ("T", "W")) -> list[str]:
+    """The objects among ``objects`` that define the global ``entry`` (with
+    ``types=("t",)``: a static one)."""
     nm = _real_tool("nm")
     found = []
     for obj in objects:
-        out = _run([nm, "-g", "--defined-only", obj]).stdout
-        if any(line.split()[-2:] in (["T", ENTRY], ["W", ENTRY]) for line in out.splitlines()
+        out = _run([nm, "--defined-only", obj]).stdout
+        if any(line.split()[-2:] in ([t, entry] for t in types) for line in out.splitlines()
                if len(line.split()) >= 2):
             found.append(obj)
     return found
 
 
-def _section_of(obj: str) -> str:
-    """The section ENTRY is defined in (e.g. ``.text``, ``.text.user``)."""
+def _section_of(obj: str, entry: str = ENTRY) -> str:
+    """The section ``entry`` is defined in (e.g. ``.text``, ``.text.user``)."""
     for line in _run([_real_tool("objdump"), "-t", obj]).stdout.splitlines():
         parts = line.split()
-        if parts and parts[-1] == ENTRY and len(parts) >= 4:
+        if parts and parts[-1] == entry and len(parts) >= 4:
             return parts[-3]
     return ".text"
 
 
-def _merge(obj: str, kt_user: str, tmp: Path) -> Path:
-    """A copy of ``obj`` with ENTRY weakened and kt-user.o merged in, under
-    the same file name in ``tmp``."""
+def _merge(obj: str, kt_user: str, tmp: Path, entry: str = ENTRY) -> Path:
+    """A copy of ``obj`` with ``entry`` weakened and kt-user.o (its
+    user_process renamed ``entry``) merged in, under the same file name in ``tmp``."""
     tmp.mkdir(parents=True, exist_ok=True)
     weak, kt = tmp / "weak.o", tmp / "kt-user.o"
-    steps = [[_real_tool("objcopy"), f"--weaken-symbol={ENTRY}", obj, str(weak)]]
-    section = _section_of(obj)
-    suffix = section[len(".text"):] if section.startswith(".text.") and section != f".text.{ENTRY}" else ""
+    steps = [[_real_tool("objcopy"), f"--weaken-symbol={entry}", obj, str(weak)]]
+    section = _section_of(obj, entry)
+    suffix = section[len(".text"):] if section.startswith(".text.") and section != f".text.{entry}" else ""
     renames = [f"--rename-section=.{s}=.{s}{suffix}" for s in ("text", "rodata", "data", "bss")] if suffix else []
+    if entry != ENTRY:
+        renames.append(f"--redefine-sym={ENTRY}={entry}")
     steps.append([_real_tool("objcopy"), *renames, kt_user, str(kt)])
     merged = tmp / Path(obj).name
     steps.append([_real_tool("ld"), "-r", "-o", str(merged), str(weak), str(kt)])
@@ -179,20 +196,23 @@ def _merge(obj: str, kt_user: str, tmp: Path) -> Path:
     return merged
 
 
-def link(real: str, kt_user: str, error_file: str, args: list[str]) -> int:
+def link(real: str, kt_user: str, error_file: str, args: list[str], entry: str = ENTRY) -> int:
     """The link wrapper: substitute the merged object, then run ``real``."""
     objects = [a for i, a in enumerate(args) if a.endswith(".o") and not a.startswith("-")
                and (i == 0 or args[i - 1] != "-o") and os.path.isfile(a)]
-    definers = _definers(objects)
+    definers = _definers(objects, entry)
+    static = [] if definers else _definers(objects, entry, ("t",))
     if len(definers) != 1:
-        why = (f"no object file of the final link defines a global function {ENTRY}() "
+        why = (f"{entry}() is a static function (in {static[0]}): a static function cannot be "
+               f"weakened and replaced; make it global (drop `static`) to be graded" if static
+               else f"no object file of the final link defines a global function {entry}() "
                f"(objects: {' '.join(objects) or 'none'})" if not definers
-               else f"{len(definers)} objects define {ENTRY}: {' '.join(definers)}")
+               else f"{len(definers)} objects define {entry}: {' '.join(definers)}")
         Path(error_file).write_text(why + "\n")
         print(f"kt port: {why}", file=sys.stderr)
         return 1
     try:
-        merged = _merge(definers[0], kt_user, Path(error_file).parent / f"link-{os.getpid()}")
+        merged = _merge(definers[0], kt_user, Path(error_file).parent / f"link-{os.getpid()}", entry)
     except PortError as e:
         Path(error_file).write_text(f"{e}\n")
         print(e, file=sys.stderr)
@@ -265,7 +285,8 @@ def jailed_build(out_fd: int, make_args: list[str]) -> int:
     the wrapper's refusal out as a tar on ``out_fd``; return make's exit status."""
     port = Path(IN_JAIL)
     wrap, copy = port / "toolchain", port / "src"
-    _write_wrappers(wrap, port / "kt" / "kt-user.o")
+    entry_file = port / "kt" / ENTRY_FILE
+    _write_wrappers(wrap, port / "kt" / "kt-user.o", entry_file.read_text() if entry_file.is_file() else ENTRY)
     env = {**os.environ, "PATH": f"{wrap}{os.pathsep}{os.environ.get('PATH', '')}"}
     since = time.time()
     code = subprocess.run(["make", "-C", str(copy), *_variables(wrap), *make_args], env=env,
@@ -287,13 +308,17 @@ def jailed_build(out_fd: int, make_args: list[str]) -> int:
     return code
 
 
-def _input_tar(copy: Path, kt_user: Path, path: Path) -> None:
-    """The build jail's input: the copy, the harness's modules, kt-user.o."""
+def _input_tar(copy: Path, kt_user: Path, path: Path, entry: str = ENTRY) -> None:
+    """The build jail's input: the copy, the harness's modules, kt-user.o
+    and the user program's name (kt/entry)."""
     with tarfile.open(path, "w") as tar:
         tar.add(copy, arcname="src")
         for module in sorted(Path(__file__).resolve().parent.glob("*.py")):
             tar.add(module, arcname=f"kt/harness/{module.name}")
         tar.add(kt_user, arcname="kt/kt-user.o")
+        info = tarfile.TarInfo(f"kt/{ENTRY_FILE}")
+        info.size, info.mode = len(entry.encode()), 0o644
+        tar.addfile(info, io.BytesIO(entry.encode()))
 
 
 def _safe_extract(archive: Path, into: Path) -> None:
@@ -340,14 +365,14 @@ def _drain(proc: subprocess.Popen[bytes], log: Path, deadline: float) -> bool:
 
 
 def _build_in_jail(copy: Path, kt_user: Path, workdir: Path, log: Path, timeout: float,
-                   make_args: tuple[str, ...], disk: int, nproc: int) -> int | None:
+                   make_args: tuple[str, ...], disk: int, nproc: int, entry: str = ENTRY) -> int | None:
     """Build ``copy`` in a build jail (harness.jail) whose tmpfs of ``disk``
     bytes holds everything it writes; bring only the built image back into
     ``copy`` (the host keeps at most FILE_MAX bytes of the build's output
     and LOG_BYTES of its log) and the refusal into workdir/toolchain. Returns make's exit
     status, None on timeout. Every process of the build is dead on return."""
     inp, outp = workdir / "input.tar", workdir / "output.tar"
-    _input_tar(copy, kt_user, inp)
+    _input_tar(copy, kt_user, inp, entry)
     shutil.rmtree(copy)
     in_fd = os.open(inp, os.O_RDONLY)
     out_fd = os.open(outp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -390,10 +415,10 @@ def _build_in_jail(copy: Path, kt_user: Path, workdir: Path, log: Path, timeout:
 
 
 def _build_bare(copy: Path, kt_user: Path, wrap: Path, log: Path, timeout: float,
-                make_args: tuple[str, ...]) -> int | None:
+                make_args: tuple[str, ...], entry: str = ENTRY) -> int | None:
     """--unsafe-no-sandbox where no jail can be made: make on the host, in
     its own process group, with the LIMITS only."""
-    _write_wrappers(wrap, kt_user)
+    _write_wrappers(wrap, kt_user, entry)
     env = {**os.environ, "PATH": f"{wrap}{os.pathsep}{os.environ.get('PATH', '')}"}
     with open(log, "w") as out:
         proc = subprocess.Popen(["make", "-C", str(copy), *_variables(wrap), *make_args],
@@ -411,14 +436,18 @@ def _build_bare(copy: Path, kt_user: Path, wrap: Path, log: Path, timeout: float
 
 def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUILD_TIMEOUT,
               make_args: tuple[str, ...] = (), unsafe: bool = False, disk: int = BUILD_DISK,
-              nproc: int = BUILD_NPROC) -> Ported:
+              nproc: int = BUILD_NPROC, entry: str = ENTRY) -> Ported:
     """Copy ``tree`` into ``workdir``, build it with the wrappers in a build
     jail (``disk`` bytes and ``nproc`` processes at most), return the image.
+    ``entry``: the user program's function (--entry) replaced by kt-user.o.
     Where no jail can be made the build is refused (PortError) unless
     ``unsafe``. Raises BuildFailed, NoUserProgram, NoImage or PortError."""
     tree, workdir = Path(tree).resolve(), Path(workdir).resolve()
+    if not SYMBOL.fullmatch(entry):
+        raise PortError(f"--entry {entry!r}: not a C identifier (the user program's function)")
     if not (tree / "Makefile").is_file() and not (tree / "makefile").is_file():
-        raise PortError(f"{tree}: not a source tree with a Makefile")
+        raise PortError(f"{tree}: not a source tree with a Makefile (nor a folder holding "
+                        f"only one, nor a kernel image)")
     if not kt_user.is_file():
         raise PortError(f"{kt_user} is missing: run `make` in the suite first")
     if workdir == tree or tree in workdir.parents or workdir in tree.parents:
@@ -435,9 +464,9 @@ def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUIL
     log = workdir / "build.log"
     started, wall = time.monotonic(), time.time()
     if why is None:
-        code = _build_in_jail(copy, kt_user.resolve(), workdir, log, timeout, make_args, disk, nproc)
+        code = _build_in_jail(copy, kt_user.resolve(), workdir, log, timeout, make_args, disk, nproc, entry)
     else:
-        code = _build_bare(copy, kt_user.resolve(), wrap, log, timeout, make_args)
+        code = _build_bare(copy, kt_user.resolve(), wrap, log, timeout, make_args, entry)
     seconds = time.monotonic() - started
     output = log.read_text(errors="replace").splitlines()
     if code is None:
@@ -446,8 +475,9 @@ def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUIL
     refused = wrap / ERROR_FILE
     if refused.is_file():
         raise NoUserProgram(f"{tree}: no user program to substitute: {refused.read_text(errors='replace').strip()[:2000]}; "
-                            f"the tree needs a global function {ENTRY}() (the lesson's first user "
-                            f"program) in an object of its final link", lines=output, source="make output")
+                            f"the tree needs a global function {entry}() (the lesson's first user "
+                            f"program; --entry names another) in an object of its final link",
+                            lines=output, source="make output")
     if code != 0:
         raise BuildFailed(f"{tree}: its build failed (make exited {code}; build log: {log})",
                           lines=output, source="make output")
@@ -462,10 +492,10 @@ def port_tree(tree: Path, kt_user: Path, workdir: Path, *, timeout: float = BUIL
 
 
 def main(argv: list[str]) -> int:
-    """``python -m harness.port link REAL KT_USER ERROR_FILE ARGS...`` (the
+    """``python -m harness.port link REAL KT_USER ERROR_FILE ENTRY ARGS...`` (the
     wrappers) or ``python -m harness.port TREE WORKDIR`` (by hand)."""
-    if argv[:1] == ["link"] and len(argv) >= 4:
-        return link(argv[1], argv[2], argv[3], argv[4:])
+    if argv[:1] == ["link"] and len(argv) >= 5:
+        return link(argv[1], argv[2], argv[3], argv[5:], entry=argv[4])
     if len(argv) == 2:
         kt = Path(__file__).resolve().parents[1] / "build" / "kt-user.o"
         try:
