@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import sys
+from pathlib import Path
 
 #: module -> (Debian/Ubuntu package, the oldest version that works or None)
 REQUIRED: dict[str, tuple[str, tuple[int, ...] | None]] = {
@@ -25,6 +26,7 @@ REQUIRED: dict[str, tuple[str, tuple[int, ...] | None]] = {
 }
 #: Python < 3.11 has no tomllib; tomli (python3-tomli) reads the rubric the same way
 TOML_FALLBACK = ("tomli", "python3-tomli")
+DEBIAN_PYTHON = "/usr/bin/python3"  #: the interpreter the Makefile uses (Debian's packages)
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -77,9 +79,10 @@ def problems(need_pytest: bool = True) -> list[tuple[str, str]]:
 def message(command: str, found: list[tuple[str, str]]) -> str:
     """The one line that stops ``command``."""
     what = "; ".join(w for w, _ in found)
-    packages = " ".join(sorted({p for _, p in found}))
-    return (f"{command}: this Python ({sys.executable}) cannot run the suite: {what}; "
-            f"run with /usr/bin/python3 (PYTHON=/usr/bin/python3 for make) or install {packages}")
+    fix = f"apt-get install {' '.join(sorted({p for _, p in found}))}"
+    if Path(sys.executable).resolve() != Path(DEBIAN_PYTHON).resolve() and Path(DEBIAN_PYTHON).exists():
+        fix = f"run it with {DEBIAN_PYTHON} (make: PYTHON={DEBIAN_PYTHON}), or {fix}"
+    return f"{command}: this Python ({sys.executable}) cannot run the suite: {what}; {fix}"
 
 
 def require(command: str, need_pytest: bool = True) -> None:
