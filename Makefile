@@ -55,6 +55,8 @@ USER_OBJ := $(patsubst kernel/user/%,$(B)/user/%.o,$(USRC))
 SCEN_OBJ := $(patsubst tests/scenarios/%,$(B)/scenarios/%.o,$(SSRC))
 
 IMAGES := $(B)/kernel8.img $(B)/kernel8-test.img
+# binutils 2.39+ warns about the one RWX segment; 2.38 (Ubuntu 22.04) lacks the option.
+LD_NORWX := $(shell $(LD) --help 2>/dev/null | grep -q -e --no-warn-rwx-segments && echo --no-warn-rwx-segments)
 
 # The conformance programs as one relocatable object for kernels that emit
 # no markers (docs/judging.md): the user library and every scenario, built
@@ -126,10 +128,10 @@ $(B)/test/userland.o: $(USER_OBJ) $(SCEN_OBJ)
 
 $(B)/kernel8.elf: $(DEMO_OBJ) $(B)/demo/userland.o kernel/linker.ld
 	$(call say,LD,$@)
-	$(Q)$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(DEMO_OBJ) $(B)/demo/userland.o
+	$(Q)$(LD) -nostdlib $(LD_NORWX) -T kernel/linker.ld -o $@ $(DEMO_OBJ) $(B)/demo/userland.o
 $(B)/kernel8-test.elf: $(TEST_OBJ) $(B)/test/userland.o kernel/linker.ld
 	$(call say,LD,$@)
-	$(Q)$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(TEST_OBJ) $(B)/test/userland.o
+	$(Q)$(LD) -nostdlib $(LD_NORWX) -T kernel/linker.ld -o $@ $(TEST_OBJ) $(B)/test/userland.o
 $(B)/%.img: $(B)/%.elf
 	$(call say,OBJCOPY,$@)
 	$(Q)$(OBJCOPY) -O binary $< $@
