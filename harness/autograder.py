@@ -196,10 +196,12 @@ def scenario_markdown(s: grade.ScenarioResult) -> str:
     return "\n\n".join(parts) or "every rule passed"
 
 
-def gradescope_results(g: grade.Graded, seconds: float, cfg: Config) -> dict[str, Any]:
+def gradescope_results(g: grade.Graded, seconds: float, cfg: Config, jailed: bool = True) -> dict[str, Any]:
     """results.json as Gradescope reads it: grade's own fields (grade.results_data)
-    with the student's text as Markdown."""
+    with the student's text as Markdown; ``extra_data.kt.jailed`` says whether
+    the submission ran in a jail."""
     data = grade.results_data(g, seconds)
+    data["extra_data"]["kt"]["jailed"] = jailed
     data["output"] = summary_markdown(g)
     data["output_format"] = data["test_output_format"] = "md"
     data["visibility"] = cfg.visibility
@@ -246,7 +248,8 @@ def classroom_outputs(g: grade.Graded) -> str:
 
 # --- the commands ------------------------------------------------------------
 
-def _jail_decision(container: bool, unsafe_flag: bool, say: Any) -> bool:
+def _jail_decision(container: bool, unsafe_flag: bool, say: Any,
+                   escape: str = "pass --unsafe-no-sandbox") -> bool:
     """True: run unjailed. A jail is always used where one can be made."""
     why = jail.unavailable()
     if why is None:
@@ -258,7 +261,7 @@ def _jail_decision(container: bool, unsafe_flag: bool, say: Any) -> bool:
     if unsafe_flag:
         return True
     raise AutogradeError(f"no jail can be made here ({why}): student code is not run unjailed; "
-                         f"fix that, or pass --unsafe-no-sandbox")
+                         f"fix that, or {escape}")
 
 
 def add_autograde_arguments(p: argparse.ArgumentParser) -> None:
@@ -286,7 +289,8 @@ def autograde(args: argparse.Namespace) -> int:
                    "submissions run unjailed in their disposable container"))
             return 0
         cfg = load_config(ROOT)
-        unsafe = _jail_decision(args.container, False, say)
+        unsafe = _jail_decision(args.container, False, say, "pass --container if this is a "
+                                "disposable per-submission container (run_autograder does)")
         handed_in = root / "submission"
         results = root / "results"
         results.mkdir(parents=True, exist_ok=True)
@@ -304,7 +308,7 @@ def autograde(args: argparse.Namespace) -> int:
                 say(f"autograde: not graded: {g.not_graded} (the grader's fault, not the "
                     f"submission's): rerun the autograder")
                 return NOT_GRADED_EXIT
-        data = gradescope_results(g, time.monotonic() - started, cfg)
+        data = gradescope_results(g, time.monotonic() - started, cfg, jailed=not unsafe)
         grade.write_atomic(results / "results.json", json.dumps(data, indent=2) + "\n")
     except AutogradeError as e:
         print(f"autograde: {e}", file=sys.stderr)

@@ -75,12 +75,12 @@ def autograder(bundle: Path) -> Path:
     return bundle
 
 
-def run_autograder(root: Path, submission: Path) -> tuple[dict, str]:
+def run_autograder(root: Path, submission: Path, **env: str) -> tuple[dict, str]:
     shutil.rmtree(root / "submission", ignore_errors=True)
     shutil.rmtree(root / "results", ignore_errors=True)
     shutil.copytree(submission, root / "submission")
     done = subprocess.run(["sh", str(root / "source" / "run_autograder")],
-                          env={"PATH": "/usr/bin:/bin", "AUTOGRADER_ROOT": str(root), "HOME": str(root)},
+                          env={"PATH": "/usr/bin:/bin", "AUTOGRADER_ROOT": str(root), "HOME": str(root), **env},
                           capture_output=True, text=True, timeout=TIMEOUT_S)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads((root / "results" / "results.json").read_text()), done.stdout
@@ -111,6 +111,7 @@ def test_correct_tree_full_marks_broken_tree_below(autograder: Path, tmp_path: P
     assert all(t["status"] == "passed" for t in good["tests"])
     assert good["output_format"] == "md" and "| clone_twice | 20 | 20 |" in good["output"]
     assert str(CLASS_SEED) not in json.dumps(good) and "jailed" in log
+    assert good["extra_data"]["kt"]["jailed"] is True
 
     bad, _ = run_autograder(autograder, _student(tmp_path / "bad", 32, "lesson5-variants/zombie_still_runs.patch"))
     check_gradescope_spec(bad)
@@ -120,8 +121,35 @@ def test_correct_tree_full_marks_broken_tree_below(autograder: Path, tmp_path: P
 
 
 @needs_tools
+def test_where_no_jail_can_be_made(autograder: Path, tmp_path: Path) -> None:
+    """In Gradescope's disposable container (run_autograder's --container) a
+    submission runs unjailed and the log says so first; without --container
+    (a machine the instructor keeps) autograde refuses with one line."""
+    tree = _student(tmp_path / "t", 51)
+    r, log = run_autograder(autograder, tree, KT_JAIL="off")
+    check_gradescope_spec(r)
+    assert log.startswith("NOTE: no jail can be made here (jails are turned off (KT_JAIL=off)); running "
+                          "unjailed (--unsafe-no-sandbox) because this is a disposable per-submission "
+                          "container"), log
+    assert r["extra_data"]["kt"]["jailed"] is False and r["score"] == r["max_score"] == 90
+    shutil.rmtree(autograder / "results")
+    done = subprocess.run([sys.executable, "-m", "harness", "autograde", "--root", str(autograder)],
+                          cwd=autograder / "source", env={"PATH": "/usr/bin:/bin", "KT_JAIL": "off"},
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 2 and "student code is not run unjailed" in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and not (autograder / "results" / "results.json").exists()
+
+
+@needs_tools
 def test_a_tree_wrapped_in_a_folder_and_nothing_to_grade(autograder: Path, tmp_path: Path) -> None:
     """An upload that put the tree in a folder is found; an empty one scores 0 with the reason."""
+    wrapped = tmp_path / "wrapped"
+    wrapped.mkdir()
+    _student(wrapped / "lesson5", 52, "lesson5-variants/unknown_syscall_hangs.patch")
+    (wrapped / "notes.txt").write_text("my notes\n")
+    r, _ = run_autograder(autograder, wrapped)
+    check_gradescope_spec(r)
+    assert r["max_score"] == 90 and 0 < r["score"] < 90 and "no kernel source tree" not in r["output"]
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "README").write_text("hello\n")
     empty, _ = run_autograder(autograder, tmp_path / "empty")
