@@ -9,6 +9,8 @@
 #   make test          everything: harness self-tests, the suite, the broken-kernel proofs
 #   make bench         timing figures (not a test)
 #   make grade DIR=submissions OUT=results   grade a class (docs/grading.md)
+#   make selfcheck SUBMISSION=tree   the score the autograder will give a tree (docs/autograder.md)
+#   make autograder    build/autograder.zip for Gradescope (docs/autograder.md)
 #
 # Options: CONSOLE=mini|pl011 (default mini), PYTHON=/usr/bin/python3,
 #          PYTEST_ARGS=... (extra pytest arguments), PYTEST_JOBS=-n 2 (xdist; empty: serial),
@@ -53,6 +55,8 @@ USER_OBJ := $(patsubst kernel/user/%,$(B)/user/%.o,$(USRC))
 SCEN_OBJ := $(patsubst tests/scenarios/%,$(B)/scenarios/%.o,$(SSRC))
 
 IMAGES := $(B)/kernel8.img $(B)/kernel8-test.img
+# binutils 2.39+ warns about the one RWX segment; 2.38 (Ubuntu 22.04) lacks the option.
+LD_NORWX := $(shell $(LD) --help 2>/dev/null | grep -q -e --no-warn-rwx-segments && echo --no-warn-rwx-segments)
 
 # The conformance programs as one relocatable object for kernels that emit
 # no markers (docs/judging.md): the user library and every scenario, built
@@ -61,7 +65,7 @@ KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c $(SSRC)
 KT_OBJ := $(patsubst %,$(B)/kt/%.o,$(KT_SRC))
 KT_USER := $(B)/kt-user.o
 
-.PHONY: all qemu qemu-test check test bench grade deps clean FORCE
+.PHONY: all qemu qemu-test check test bench grade selfcheck autograder deps clean FORCE
 all: $(IMAGES) $(KT_USER)
 
 # A stamp that changes when CONSOLE does, so a switch rebuilds everything.
@@ -124,10 +128,10 @@ $(B)/test/userland.o: $(USER_OBJ) $(SCEN_OBJ)
 
 $(B)/kernel8.elf: $(DEMO_OBJ) $(B)/demo/userland.o kernel/linker.ld
 	$(call say,LD,$@)
-	$(Q)$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(DEMO_OBJ) $(B)/demo/userland.o
+	$(Q)$(LD) -nostdlib $(LD_NORWX) -T kernel/linker.ld -o $@ $(DEMO_OBJ) $(B)/demo/userland.o
 $(B)/kernel8-test.elf: $(TEST_OBJ) $(B)/test/userland.o kernel/linker.ld
 	$(call say,LD,$@)
-	$(Q)$(LD) -nostdlib --no-warn-rwx-segments -T kernel/linker.ld -o $@ $(TEST_OBJ) $(B)/test/userland.o
+	$(Q)$(LD) -nostdlib $(LD_NORWX) -T kernel/linker.ld -o $@ $(TEST_OBJ) $(B)/test/userland.o
 $(B)/%.img: $(B)/%.elf
 	$(call say,OBJCOPY,$@)
 	$(Q)$(OBJCOPY) -O binary $< $@
@@ -174,6 +178,17 @@ grade: deps all
 	@test -n "$(DIR)" -a -n "$(OUT)" || { echo "usage: make grade DIR=folder-of-submissions OUT=results-folder [GRADE_ARGS=...]" >&2; exit 2; }
 	$(PYTHON) -m harness grade $(abspath $(DIR)) --out $(abspath $(OUT)) $(if $(RULES),--rules $(RULES)) \
 	    $(if $(ENTRY),--entry $(ENTRY)) $(RUN_ARGS) $(GRADE_ARGS)
+
+# A student's check before handing in: the autograder's table and score.
+selfcheck: deps all
+	@test -n "$(SUBMISSION)" || { echo "usage: make selfcheck SUBMISSION=your-tree [RULES=lesson]" >&2; exit 2; }
+	$(PYTHON) -m harness selfcheck $(abspath $(SUBMISSION)) $(if $(RULES),--rules $(RULES)) $(SELFCHECK_ARGS)
+
+# The Gradescope bundle: make autograder [RULES=lesson] [VISIBILITY=after_published]
+# [CLASS_SEED=N] (default: a random class seed, kept only inside the zip).
+autograder:
+	$(Q)KT_CLASS_SEED='$(CLASS_SEED)' $(PYTHON) -m harness.autograder bundle $(B)/autograder.zip \
+	  $(if $(RULES),--rules $(RULES)) $(if $(VISIBILITY),--visibility $(VISIBILITY))
 
 clean:
 	rm -rf $(B)

@@ -6,12 +6,26 @@ the judges. Layers, after U-Boot test/py: qemu (process) -> protocol
 (markers) -> runner (one run, verdicts) -> plugin (pytest).
 """
 
-from .errors import (CommandRejected, HarnessError, ImageError, KernelDied, KernelPanic,
-                     KernelSilent, OutputFlood, ProtocolError, QemuNotFound, RunTimeout)
-from .judge import RuleBroken
-from .prng import SplitMix64
-from .runner import RunConfig, list_scenarios, run_scenario
-from .transcript import Transcript
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562), so ``python -m harness`` can check its
+# interpreter (harness/preflight.py) before pexpect is imported.
+_HOME = {
+    **dict.fromkeys(["CommandRejected", "HarnessError", "ImageError", "KernelDied", "KernelPanic",
+                     "KernelSilent", "OutputFlood", "ProtocolError", "QemuNotFound", "RunTimeout"], "errors"),
+    "RuleBroken": "judge", "SplitMix64": "prng", "RunConfig": "runner", "list_scenarios": "runner",
+    "run_scenario": "runner", "Transcript": "transcript",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CommandRejected", "HarnessError", "ImageError", "KernelDied", "KernelPanic",

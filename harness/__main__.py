@@ -3,6 +3,8 @@
     python -m harness list [--kernel IMG]
     python -m harness run <scenario> [--kernel IMG] [--seed N] [--realtime] [--run-timeout S]
     python -m harness grade DIR --out OUT [--class-seed N] [-j N] [--resume] [--shard K/N]
+    python -m harness selfcheck TREE [--rules lesson]     (what the autograder will give)
+    python -m harness autograde [--root /autograder]      (Gradescope's run_autograder)
 
 ``run`` streams the console live, then prints one summary line; it exits 0
 when the run ended with ``end reason=all_exited``, 1 on a verdict (a panic
@@ -16,8 +18,15 @@ import random
 import sys
 from pathlib import Path
 
-from . import grade
-from .build import ensure_built
+from . import preflight
+
+if __name__ == "__main__":  # before pexpect and pytest are imported: one line, not a traceback
+    _command = sys.argv[1] if len(sys.argv) > 1 else ""
+    preflight.require(f"python -m harness {_command}".rstrip(),
+                      need_pytest=_command in ("grade", "selfcheck", "autograde"))
+
+from . import autograder, grade  # noqa: E402
+from .build import ensure_built  # noqa: E402
 from .errors import HarnessError
 from .image import CONSOLES
 from .qemu import DEFAULT_QEMU
@@ -65,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario")
     run.add_argument("--seed", type=_seed, help="default: random (printed)")
     grade.add_arguments(sub.add_parser("grade", help="grade a folder of submissions (docs/grading.md)"))
+    autograder.add_selfcheck_arguments(sub.add_parser(
+        "selfcheck", help="the score the autograder will give your tree (docs/autograder.md)"))
+    autograder.add_autograde_arguments(sub.add_parser(
+        "autograde", help="grade /autograder/submission for Gradescope (docs/autograder.md)"))
     return top
 
 
@@ -89,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "grade":
         return grade.run(args)
+    if args.command == "selfcheck":
+        return autograder.selfcheck(args)
+    if args.command == "autograde":
+        return autograder.autograde(args)
     try:
         cfg = _config(args)
         if args.command == "list":

@@ -46,14 +46,18 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import jail
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04): tomli is the same reader (python3-tomli)
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from . import jail, preflight
 from .errors import HarnessError, InfrastructureError
 from .handin import HANDIN_FOLDER, resolve, unique_names, visible
 from .image import inspect_image
@@ -558,30 +562,39 @@ def _rule_text(rule: Rule) -> str:
     return f"{head} {rule.test}\n{rule.message}".rstrip()
 
 
-def results_data(g: Graded) -> dict[str, Any]:
+def results_data(g: Graded, execution_time: float | None = None) -> dict[str, Any]:
     """results.json in the Gradescope autograder format; ``extra_data.kt``
-    says what was graded (seed, mode, rule set) for a later --resume."""
+    says what was graded (seed, mode, rule set) for a later --resume.
+    ``execution_time`` (seconds, Gradescope's field) only when given: the
+    autograder gives it (harness/autograder.py)."""
     tests = []
     for s in g.scenarios:
         broken = [r for r in s.rules if r.outcome != "passed"]
         text = [f"verdict: {s.verdict}"] if s.verdict else []
         text += [_rule_text(r) for r in broken] or ["every rule passed"]
         tests.append({"name": s.name, "score": s.points, "max_score": s.max_points,
+                      "status": "passed" if s.points >= s.max_points and not s.verdict and not broken
+                      else "failed",
                       "output": "\n\n".join(text), "visibility": "visible"})
     summary = (f"could not be judged: {g.problem}" if g.problem else
                f"judged {'from kernel markers' if g.sub.mode == 'markers' else 'from EL0 facts'}, "
                f"rule set {g.rules}, seed {g.sub.seed}")
-    return {"score": g.score, "max_score": g.max_score,
+    data = {"score": g.score, "max_score": g.max_score,
             "output": f"{summary}\nreplay: {replay_command(g.sub, g.rules)}",
+            "output_format": "text", "test_output_format": "text", "stdout_visibility": "hidden",
             "tests": tests,
             "extra_data": {"kt": {"seed": g.sub.seed, "mode": g.sub.mode, "rules": g.rules,
                                   "problem": g.problem, "handed_in": handed_in(g.sub),
                                   "settings": g.sub.settings.pytest_args(g.sub.mode)}}}
+    if execution_time is not None:  # grade leaves it out: its results.json is byte-identical on a rerun
+        data["execution_time"] = round(execution_time)
+    return data
 
 
-def write_results(g: Graded, out: Path) -> None:
+def write_results(g: Graded, out: Path, execution_time: float | None = None) -> None:
     """results.json (atomically): written last, it marks a finished grading."""
-    write_atomic(out / "results.json", json.dumps(results_data(g), indent=2, sort_keys=True) + "\n")
+    write_atomic(out / "results.json", json.dumps(results_data(g, execution_time), indent=2,
+                                                  sort_keys=True) + "\n")
 
 
 def _transcripts(out: Path) -> dict[str, list[str]]:
@@ -1034,6 +1047,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    preflight.require("grade")  # no pytest here: stop before anyone is judged (exit 2)
     try:
         rubric = load_rubric(args.rubric)
         digest = rubric_hash(args.rubric)

@@ -19,6 +19,8 @@ want_py pytest python3-pytest
 want_py pexpect python3-pexpect
 want_py xdist python3-pytest-xdist
 want_py jinja2 python3-jinja2          # grading reports (harness/grade.py)
+# the rubric's TOML: tomllib from Python 3.11, else tomli (Ubuntu 22.04's 3.10)
+[ -x "$PY" ] && "$PY" -c "import tomllib" >/dev/null 2>&1 || want_py tomli python3-tomli
 want_cmd bwrap bubblewrap              # sandboxed student builds (harness/port.py)
 want_cmd patch patch                   # the broken-kernel proofs
 

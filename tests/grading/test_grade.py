@@ -122,9 +122,13 @@ def test_results_follow_the_gradescope_format(graded) -> None:
     for path in out.glob("*/results.json"):
         r = json.loads(path.read_text())
         assert isinstance(r["score"], (int, float)) and isinstance(r["max_score"], (int, float))
+        assert r["output_format"] == r["test_output_format"] == "text" and r["stdout_visibility"] == "hidden"
+        assert "execution_time" not in r  # it would break the byte-identical rerun
         assert abs(sum(t["score"] for t in r["tests"]) - r["score"]) < 0.05
         for t in r["tests"]:
-            assert set(t) == {"name", "score", "max_score", "output", "visibility"}
+            assert set(t) == {"name", "score", "max_score", "output", "visibility", "status"}
+            assert t["status"] == ("passed" if t["score"] == t["max_score"] and t["output"] == "every rule passed"
+                                   else "failed"), t
             assert t["visibility"] in ("visible", "hidden", "after_due_date", "after_published")
             assert 0 <= t["score"] <= t["max_score"]
 
