@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import grade, jail, preflight
+from . import grade, handin, jail, preflight
 from .prng import MASK64, parse_seed
 from .text import printable
 
@@ -81,28 +81,14 @@ def load_config(source: Path) -> Config:
 
 # --- what was handed in --------------------------------------------------------
 
-def _visible(folder: Path) -> list[Path]:
-    return sorted(e for e in folder.iterdir() if not e.name.startswith(".") and e.name != "__MACOSX")
-
-
-def locate(handed_in: Path, depth: int = 4) -> Path:
-    """The tree (a folder with a Makefile) or kernel image in ``handed_in``:
-    the folder itself, else its only ``*.img``, else the same inside its only
-    sub-folder (an upload that wrapped the tree in a folder)."""
-    folder = handed_in
-    for _ in range(depth):
-        if not folder.is_dir():
-            break
-        if (folder / "Makefile").is_file() or (folder / "makefile").is_file():
-            return folder
-        entries = _visible(folder)
-        images = [e for e in entries if e.suffix == ".img" and e.is_file()]
-        if len(images) == 1:
-            return images[0]
-        folders = [e for e in entries if e.is_dir()]
-        if len(folders) != 1:
-            break
-        folder = folders[0]
+def locate(handed_in: Path) -> Path:
+    """The tree (a folder with a Makefile) or kernel image in ``handed_in``,
+    found as ``grade`` finds a class entry's (harness.handin.resolve_folder:
+    single wrapping folders descended into, an image-only folder is its
+    image); AutogradeError when it holds neither."""
+    path, kind = handin.resolve_folder(handed_in)
+    if kind == "image" or (path / "Makefile").is_file() or (path / "makefile").is_file():
+        return path
     raise AutogradeError(f"no kernel source tree (a folder with a Makefile) and no single kernel "
                          f"image (*.img) in what was handed in ({handed_in.name}/)")
 
@@ -395,14 +381,19 @@ def write_bundle(zip_path: Path, class_seed: int, rules: str, visibility: str) -
     config = {"class_seed": class_seed, "rules": rules, "visibility": visibility,
               "stdout_visibility": "hidden"}
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-    files = _suite_files()
+    tmp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")  # two makers never share one
+    files = []
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for name in files:
+        for name in _suite_files():
             src = ROOT / name
-            info = zipfile.ZipInfo.from_file(src, name)
+            try:
+                info = zipfile.ZipInfo.from_file(src, name)
+                data = src.read_bytes()
+            except FileNotFoundError:  # an untracked file deleted since git listed it
+                continue
             info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, src.read_bytes())
+            z.writestr(info, data)
+            files.append(name)
         for name in ("setup.sh", "run_autograder"):
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             info.external_attr = 0o100755 << 16

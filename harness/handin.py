@@ -123,9 +123,9 @@ def resolve_folder(folder: Path) -> tuple[Path, str]:
         image = lone_image(folder)
         if image is not None:
             return image, "image"
-        entries = visible(folder)
-        if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
-            folder = entries[0]
+        folders = [p for p in visible(folder) if p.is_dir() and not p.is_symlink()]
+        if len(folders) == 1:  # a wrapping folder (loose notes beside it do not count)
+            folder = folders[0]
             continue
         break
     return folder, "tree"
