@@ -57,8 +57,8 @@ TRIPLET = "aarch64-linux-gnu-"
 PREFIXES = (TRIPLET, "aarch64-none-elf-", "aarch64-elf-")
 TOOLS = ("gcc", "cc", "cpp", "as", "ld", "ld.bfd", "objcopy", "objdump", "nm", "ar", "readelf",
          "strip", "size", "ranlib")
-_DRIVER_NOT_LINKING = "-c|-S|-E|-M|-MM|-r|--version|-v|-dumpmachine|-print-*"
-_LD_NOT_LINKING = "-r|-i|--relocatable|--version|-v|-V"
+_DRIVER_NOT_LINKING = "-c|-S|-E|-M|-MM|-r|--version|-v|--help|-dump*|-print-*|--print-*|-###"
+_LD_NOT_LINKING = "-r|-i|--relocatable|--version|-v|-V|--help"
 #: The tools that can make the final link, and the arguments (shell case
 #: patterns) that say a call is not one: such a call goes straight through.
 NOT_A_LINK = {"gcc": _DRIVER_NOT_LINKING, "cc": _DRIVER_NOT_LINKING,
@@ -200,6 +200,8 @@ def link(real: str, kt_user: str, error_file: str, args: list[str], entry: str =
     """The link wrapper: substitute the merged object, then run ``real``."""
     objects = [a for i, a in enumerate(args) if a.endswith(".o") and not a.startswith("-")
                and (i == 0 or args[i - 1] != "-o") and os.path.isfile(a)]
+    if not objects:  # a probe (a Makefile asking the linker what it supports), not a link
+        return subprocess.run([real, *args], check=False).returncode
     definers = _definers(objects, entry)
     static = [] if definers else _definers(objects, entry, ("t",))
     if len(definers) != 1:
