@@ -57,7 +57,7 @@ IMAGES := $(B)/kernel8.img $(B)/kernel8-test.img
 # The conformance programs as one relocatable object for kernels that emit
 # no markers (docs/judging.md): the user library and every scenario, built
 # with -DKT_EL0 (EL0 markers, kernel/user/kt/el0.c); only user_process global.
-KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c $(SSRC)
+KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c kernel/user/kt/tick.c $(SSRC)
 KT_OBJ := $(patsubst %,$(B)/kt/%.o,$(KT_SRC))
 KT_USER := $(B)/kt-user.o
 

@@ -105,7 +105,8 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
     console = choose_console(cfg.run, info)
     boot = choose_boot(cfg.run)  # decided on the kernel as built (and its ELF), not the patched copy
     image = patch_image(cfg.run.kernel, workdir / f"{scenario}-{seed}.img", scenario, seed)
-    argv = qemu_argv(find_qemu(cfg.run.qemu), image, console[0], cfg.run.deterministic, boot)
+    argv = qemu_argv(find_qemu(cfg.run.qemu), image, console[0], cfg.run.deterministic, boot,
+                     cfg.run.icount_shift)
     try:
         jail = jailed(cfg.run, argv, cfg.run.kernel)  # the patched copy is the same kernel
     except HarnessError:

@@ -50,7 +50,25 @@ SERIAL = {
     "mini": ["-serial", "null", "-serial", "stdio"],  # serial 1 is the PL011, 2 the mini UART
     "pl011": ["-serial", "stdio"],
 }
-DETERMINISTIC = ["-icount", "shift=0,align=off,sleep=off", "-rtc", "clock=vm"]
+#: -icount shift=N: every guest instruction advances the guest's clocks by 2**N ns,
+#: exactly, whatever the host's load, so a seed always gives the same transcript.
+#: The shift only rescales guest time: how many instructions fit in one of the
+#: kernel's ticks. 0 suits a 1 kHz tick (the bundled kernel, 1 M instructions a
+#: tick); a lesson kernel's 200 ms tick at 0 costs 200 M instructions (~2 s of
+#: QEMU) a tick, so EL0 sessions choose it from the kernel's measured time slice
+#: (harness.calibrate). QEMU allows 0..10.
+DEFAULT_SHIFT = 0
+MAX_SHIFT = 10
+
+
+def deterministic_args(shift: int = DEFAULT_SHIFT) -> list[str]:
+    """QEMU's arguments for a deterministic run with -icount shift ``shift``."""
+    if not 0 <= shift <= MAX_SHIFT:
+        raise ValueError(f"icount shift must be 0..{MAX_SHIFT}, not {shift}")
+    return ["-icount", f"shift={shift},align=off,sleep=off", "-rtc", "clock=vm"]
+
+
+DETERMINISTIC = deterministic_args()
 CHUNK = 1 << 16  #: bytes asked of os.read at a time
 #: QEMU writes the console a few bytes per write(); reading each dribble as it
 #: comes costs a wake-up per few bytes (thousands per run). So once select()
@@ -67,14 +85,15 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def qemu_argv(qemu: str, kernel: Path, console: str, deterministic: bool,
-              boot: BootMode | None = None) -> list[str]:
+              boot: BootMode | None = None, shift: int = DEFAULT_SHIFT) -> list[str]:
     """The QEMU command line for one boot of ``kernel`` with ``console`` on
-    stdio, started as ``boot`` says (harness.boot; None: -kernel, EL2)."""
+    stdio, started as ``boot`` says (harness.boot; None: -kernel, EL2);
+    ``deterministic``: with -icount shift ``shift``."""
     place = boot.qemu_args(kernel) if boot is not None else ["-kernel", str(kernel)]
     argv = [qemu, "-M", "raspi3b", *place, "-display", "none",
             "-monitor", "none", "-no-reboot", "-semihosting-config", "enable=on,target=native",
             *SERIAL[console]]
-    return argv + DETERMINISTIC if deterministic else argv
+    return argv + deterministic_args(shift) if deterministic else argv
 
 
 def qemu_cpu_seconds(pid: int | None) -> float:

@@ -27,7 +27,7 @@ from .image import ImageInfo, inspect_image
 from .prng import check_seed
 from .protocol import Parser
 from .jail import should_jail
-from .qemu import DEFAULT_QEMU, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
+from .qemu import DEFAULT_QEMU, DEFAULT_SHIFT, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
 from .stall import what_stopped
 from .text import encode, printable
 from .transcript import Transcript
@@ -63,6 +63,7 @@ class RunConfig:
     qemu: str = DEFAULT_QEMU
     console: str | None = None  #: None: the image note's, else "mini"
     deterministic: bool = True  #: -icount/-rtc clock=vm: same seed, same bytes
+    icount_shift: int = DEFAULT_SHIFT  #: -icount shift: 2**N guest ns an instruction (harness.calibrate)
     boot_timeout: float = 5.0
     run_timeout: float = 30.0
     exit_timeout: float = 5.0
@@ -285,7 +286,7 @@ def prepare(cfg: RunConfig) -> tuple[list[str], tuple[str, str]]:
     info = inspect_image(cfg.kernel)
     console = choose_console(cfg, info)
     return qemu_argv(find_qemu(cfg.qemu), cfg.kernel, console[0], cfg.deterministic,
-                     choose_boot(cfg)), console
+                     choose_boot(cfg), cfg.icount_shift), console
 
 
 def jailed(cfg: RunConfig, argv: list[str], kernel: Path | None = None) -> bool:
