@@ -104,10 +104,16 @@ OPTIONS = (
     _Option("--kernel", "kt_kernel", f"kernel image to test (default: {DEFAULT_KERNEL}, "
             "built with make if missing)", str, "PATH"),
     _Option("--qemu", "kt_qemu", f"QEMU executable (default: {DEFAULT_QEMU})", str, "PATH"),
-    _Option("--run-timeout", "kt_run_timeout", "seconds a run may take after its command "
-            f"(default: {RunConfig.run_timeout:g})", parse_seconds, "S"),
-    _Option("--boot-timeout", "kt_boot_timeout", "seconds from starting QEMU to the ready "
-            f"marker (default: {RunConfig.boot_timeout:g})", parse_seconds, "S"),
+    _Option("--run-timeout", "kt_run_timeout", "wall-clock safety net: wall seconds any phase of "
+            "a boot may take; its expiry is an infrastructure fault (the machine's, retried by the "
+            f"grader), never a verdict on the kernel (default: {RunConfig.run_timeout:g})",
+            parse_seconds, "S"),
+    _Option("--run-cpu", "kt_run_cpu", "seconds of QEMU CPU time (guest progress) a run may take "
+            f"after its command before it is a timeout (default: {RunConfig.run_cpu:g})",
+            parse_seconds, "S"),
+    _Option("--boot-timeout", "kt_boot_timeout", "seconds of QEMU CPU time (guest progress), or "
+            "of QEMU idle, from starting QEMU to the ready marker (or the program's start) "
+            f"(default: {RunConfig.boot_timeout:g})", parse_seconds, "S"),
     _Option("--boot", "kt_boot", "how the kernel is started: el2 (QEMU -kernel, at 0x80000), el3 "
             "(-device loader at its link address, as a Pi with kernel_old=1; cores 1-3 parked) or "
             "auto (decided from the image and its ELF; harness/boot.py) (default: auto)", _boot, "HOW"),
@@ -265,7 +271,7 @@ def _make_session(config: pytest.Config) -> _Session:
             inspect_image(kernel)
         except ImageError as e:
             raise pytest.UsageError(f"--kernel: {e.summary}") from None
-    for name, attr in (("kt_qemu", "qemu"), ("kt_run_timeout", "run_timeout"),
+    for name, attr in (("kt_qemu", "qemu"), ("kt_run_timeout", "run_timeout"), ("kt_run_cpu", "run_cpu"),
                        ("kt_boot_timeout", "boot_timeout"), ("kt_console", "console"),
                        ("kt_deterministic", "deterministic"), ("kt_boot", "boot")):
         if values[name] is not None:
@@ -427,8 +433,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                f"rule set {session.el0.rules})"] if session.el0 is not None else [])
     return judged + [
         f"kt kernel: {_kernel_summary(session)}",
-        f"kt qemu: {cfg.qemu}, boot-timeout {cfg.boot_timeout:g} s, run-timeout "
-        f"{cfg.run_timeout:g} s, deterministic {'on' if cfg.deterministic else 'off'}",
+        f"kt qemu: {cfg.qemu}, boot-timeout {cfg.boot_timeout:g} s, run-cpu {cfg.run_cpu:g} s "
+        f"(QEMU CPU time: guest progress), run-timeout {cfg.run_timeout:g} s (wall-clock safety "
+        f"net), deterministic {'on' if cfg.deterministic else 'off'}",
         f"kt boot: {_boot_summary(session)}",
         f"kt icount: " + (f"shift {cfg.icount_shift} ({session.shift_source})"
                           if session.shift_source[:5] != "shift" else session.shift_source),
