@@ -61,7 +61,7 @@ LD_NORWX := $(shell $(LD) --help 2>/dev/null | grep -q -e --no-warn-rwx-segments
 # The conformance programs as one relocatable object for kernels that emit
 # no markers (docs/judging.md): the user library and every scenario, built
 # with -DKT_EL0 (EL0 markers, kernel/user/kt/el0.c); only user_process global.
-KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c $(SSRC)
+KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c kernel/user/kt/tick.c $(SSRC)
 KT_OBJ := $(patsubst %,$(B)/kt/%.o,$(KT_SRC))
 KT_USER := $(B)/kt-user.o
 

@@ -57,10 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--qemu", default=DEFAULT_QEMU, help="QEMU executable")
     common.add_argument("--console", choices=CONSOLES, help="console UART (default: the image note's, else mini)")
     common.add_argument("--boot-timeout", type=_seconds, default=RunConfig.boot_timeout, metavar="S",
-                        help="seconds from starting QEMU to the ready marker")
+                        help="seconds of QEMU CPU time (guest progress), or of QEMU idle, from "
+                        "starting QEMU to the ready marker")
+    common.add_argument("--run-cpu", type=_seconds, default=RunConfig.run_cpu, metavar="S",
+                        help="seconds of QEMU CPU time (guest progress) the command may take once sent")
     common.add_argument("--run-timeout", "--timeout", dest="timeout", type=_seconds,
                         default=RunConfig.run_timeout, metavar="S",
-                        help="seconds the command may take once sent (as pytest's --run-timeout)")
+                        help="wall-clock safety net: its expiry is the machine's fault, not a verdict")
     mode = common.add_mutually_exclusive_group()
     mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
                       help="run QEMU with -icount: a seed always gives the same transcript (default)")
@@ -94,7 +97,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         ensure_built(kernel, [DEFAULT_KERNEL], root)
     return RunConfig(kernel=kernel, qemu=args.qemu, console=args.console,
                      deterministic=args.deterministic, boot_timeout=args.boot_timeout,
-                     run_timeout=args.timeout, transcript_dir=root / TRANSCRIPT_DIR)
+                     run_timeout=args.timeout, run_cpu=args.run_cpu, transcript_dir=root / TRANSCRIPT_DIR)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,14 +10,21 @@ ends the run itself:
   which a task that runs after its exit would show;
 - **stalled**: no EL0 marker for ``stall_cpu`` seconds of QEMU's CPU time
   (guest progress: under ``-icount`` the guest advances only while QEMU
-  computes, so a loaded host does not shorten the window) or for
-  ``stall_wall`` seconds of wall time (a guest asleep in WFI costs no CPU);
-- **timeout**: ``run_timeout`` wall seconds passed;
+  computes, so a loaded host does not shorten the window), or the guest
+  asleep: QEMU idle (harness.runner.asleep) for ``stall_wall`` seconds (a
+  guest in WFI with nothing to wake it costs no CPU);
+- **timeout**: ``run.run_cpu`` seconds of QEMU CPU time passed;
 - **qemu_exited**: QEMU stopped by itself (a reset under -no-reboot).
+
+The session's -icount shift makes those CPU seconds a number of the
+kernel's own time slices (harness.calibrate). Wall time decides nothing:
+``run.run_timeout`` wall seconds is a safety net whose expiry is an
+InfrastructureError (the machine's fault, retried by the grader).
 
 The transcript is returned in every such case: what the program managed
 to report is the evidence. A kernel that prints nothing, or never starts
-the program, is a verdict (KernelSilent), as is a flood (OutputFlood), or
+the program within ``run.boot_timeout`` QEMU CPU seconds (or asleep that
+long), is a verdict (KernelSilent), as is a flood (OutputFlood), or
 NOISE_LINES console lines with no EL0 marker between (ConsoleNoise,
 harness.floods: counted, so a kernel printing forever is named within
 seconds, the same on any host).
@@ -34,7 +41,8 @@ from .errors import HarnessError, InfrastructureError, KernelSilent, ProtocolErr
 from .floods import FloodWatch
 from .image import inspect_image
 from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
-from .runner import RunConfig, choose_boot, choose_console, flooded, jailed, save_transcript, transcript_path
+from .runner import (RunConfig, asleep, choose_boot, choose_console, flooded, jailed, safety_net,
+                     save_transcript, transcript_path)
 from .text import printable
 
 POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
@@ -47,7 +55,7 @@ class El0Config:
 
     run: RunConfig
     stall_cpu: float = 2.0  #: QEMU CPU seconds with no EL0 marker: the run has stalled
-    stall_wall: float = 10.0  #: wall seconds with no EL0 marker: stalled (a sleeping guest)
+    stall_wall: float = 5.0  #: wall seconds of QEMU idle with no EL0 marker: stalled (an asleep guest)
     grace_cpu: float = 0.05  #: QEMU CPU seconds after the last exit before the run ends
     rules: str = "project"  #: the rule set judged (docs/judging.md)
     replay: str = ""  #: the command that reruns a scenario ({scenario} and {seed} filled in)
@@ -90,10 +98,10 @@ def _silent(qemu: Qemu, cfg: El0Config, console: tuple[str, str]) -> KernelSilen
                      "--boot el3 starts it at EL3)")
         else:
             where = f"it was started at EL3 (booted {boot.describe()}; --boot el2 enters at EL2)"
-        return KernelSilent(f"the kernel printed nothing within {timeout:g} s on the {name} UART "
+        return KernelSilent(f"the kernel printed nothing within {timeout:g} s of guest progress on the {name} UART "
                             f"({source}): {where}; or is its console another UART (--console)?")
     return KernelSilent(f"the kernel printed {qemu.bytes_read} bytes but the conformance program "
-                        f"never started within {timeout:g} s (no '@KU 1 0 <tag> start' line): does "
+                        f"never started within {timeout:g} s of guest progress (no '@KU 1 0 <tag> start' line): does "
                         f"kernel_main reach move_to_user_mode(user_process), and does its write "
                         f"syscall print the string it is given? (booted {boot.short})")
 
@@ -105,7 +113,8 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
     console = choose_console(cfg.run, info)
     boot = choose_boot(cfg.run)  # decided on the kernel as built (and its ELF), not the patched copy
     image = patch_image(cfg.run.kernel, workdir / f"{scenario}-{seed}.img", scenario, seed)
-    argv = qemu_argv(find_qemu(cfg.run.qemu), image, console[0], cfg.run.deterministic, boot)
+    argv = qemu_argv(find_qemu(cfg.run.qemu), image, console[0], cfg.run.deterministic, boot,
+                     cfg.run.icount_shift)
     try:
         jail = jailed(cfg.run, argv, cfg.run.kernel)  # the patched copy is the same kernel
     except HarnessError:
@@ -139,26 +148,33 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
     watch = _Watch()
     floods = FloodWatch(None, cfg.run.noise_lines, cfg.run.noise_bytes, marker="EL0 marker")
     t0 = time.monotonic()
+    cpu0 = qemu.cpu_seconds()
     started = False
     last_wall: float = t0
-    last_cpu: float | None = 0.0  # None: since the last EL0 marker, not read yet
+    last_cpu: float | None = cpu0  # None: since the last EL0 marker, not read yet
     done_cpu: float | None = None
     while True:
         now = time.monotonic()
-        if not started and now - t0 > cfg.run.boot_timeout:
-            raise _silent(qemu, cfg, console)
         if now - t0 > cfg.run.run_timeout:
-            return "timeout", f"no end within the run timeout of {cfg.run.run_timeout:g} s"
+            raise safety_net(cfg.run.run_timeout, "the run's end" if started else "the program's start",
+                             qemu.cpu_seconds() - cpu0)
         if not qemu.has_line():  # QEMU's CPU time only while waiting, not per buffered line
             cpu = qemu.cpu_seconds()
             last_cpu = cpu if last_cpu is None else last_cpu
+            idle = asleep(cpu - last_cpu, now - last_wall, cfg.stall_wall)
+            if not started and (cpu - cpu0 > cfg.run.boot_timeout
+                                or asleep(cpu - cpu0, now - t0, cfg.run.boot_timeout)):
+                raise _silent(qemu, cfg, console)
+            if cpu - cpu0 > cfg.run.run_cpu:  # the bound, not the reading: reruns match
+                return "timeout", (f"no end within the run bound of {cfg.run.run_cpu:g} s of QEMU "
+                                   f"CPU time (guest progress)")
             if started and watch.all_done:
                 done_cpu = cpu if done_cpu is None else done_cpu
                 if cpu - done_cpu >= cfg.grace_cpu:
                     return "all_exited", "every task exited"
-            elif started and (cpu - last_cpu > cfg.stall_cpu or now - last_wall > cfg.stall_wall):
+            elif started and (cpu - last_cpu > cfg.stall_cpu or idle):
                 quiet = (f"{cfg.stall_cpu:g} s of QEMU CPU time (guest progress)"  # the bound, not the
-                         if cpu - last_cpu > cfg.stall_cpu else f"{cfg.stall_wall:g} s of wall time")  # reading: reruns match
+                         if not idle else f"{cfg.stall_wall:g} s with QEMU idle (the guest asleep)")  # reading
                 waiting = sorted(watch.expected - watch.done)
                 return "stalled", (f"stalled: no EL0 marker for {quiet} after line {_last_line(parser)}; "
                                    f"task(s) {', '.join(map(str, waiting))} had not exited")

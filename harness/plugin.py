@@ -28,8 +28,9 @@ from .errors import HarnessError, ImageError
 from .image import CONSOLES, inspect_image
 from .judge import RuleBroken
 from .prng import parse_seed
-from .qemu import DEFAULT_QEMU
+from .qemu import DEFAULT_QEMU, MAX_SHIFT
 from .el0 import MARKER_ONLY, El0Transcript
+from .calibrate import calibrate
 from .el0_runner import El0Config, run_el0
 from .errors import KernelSilent
 from .jail import own_image, unavailable
@@ -42,6 +43,7 @@ from .transcript import Transcript
 
 _WORKER_SEED = "kt_seed"  # key in xdist's workerinput
 _WORKER_IMAGE = "kt_submission_image"  # the controller's ported image, for the workers
+_WORKER_SHIFT = "kt_icount_shift"  # the controller's -icount shift (calibrated once), for the workers
 RULE_SETS = ("project", "lesson")
 
 
@@ -89,6 +91,15 @@ def _symbol(text: str) -> str:
     return text
 
 
+def _shift(text: str) -> int | None:
+    """--icount-shift: ``auto`` (None) or 0..MAX_SHIFT."""
+    if text == "auto":
+        return None
+    if text.isdigit() and int(text) <= MAX_SHIFT:
+        return int(text)
+    raise ValueError(f"must be auto or a number 0..{MAX_SHIFT}")
+
+
 def _flag(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -101,10 +112,16 @@ OPTIONS = (
     _Option("--kernel", "kt_kernel", f"kernel image to test (default: {DEFAULT_KERNEL}, "
             "built with make if missing)", str, "PATH"),
     _Option("--qemu", "kt_qemu", f"QEMU executable (default: {DEFAULT_QEMU})", str, "PATH"),
-    _Option("--run-timeout", "kt_run_timeout", "seconds a run may take after its command "
-            f"(default: {RunConfig.run_timeout:g})", parse_seconds, "S"),
-    _Option("--boot-timeout", "kt_boot_timeout", "seconds from starting QEMU to the ready "
-            f"marker (default: {RunConfig.boot_timeout:g})", parse_seconds, "S"),
+    _Option("--run-timeout", "kt_run_timeout", "wall-clock safety net: wall seconds any phase of "
+            "a boot may take; its expiry is an infrastructure fault (the machine's, retried by the "
+            f"grader), never a verdict on the kernel (default: {RunConfig.run_timeout:g})",
+            parse_seconds, "S"),
+    _Option("--run-cpu", "kt_run_cpu", "seconds of QEMU CPU time (guest progress) a run may take "
+            f"after its command before it is a timeout (default: {RunConfig.run_cpu:g})",
+            parse_seconds, "S"),
+    _Option("--boot-timeout", "kt_boot_timeout", "seconds of QEMU CPU time (guest progress), or "
+            "of QEMU idle, from starting QEMU to the ready marker (or the program's start) "
+            f"(default: {RunConfig.boot_timeout:g})", parse_seconds, "S"),
     _Option("--boot", "kt_boot", "how the kernel is started: el2 (QEMU -kernel, at 0x80000), el3 "
             "(-device loader at its link address, as a Pi with kernel_old=1; cores 1-3 parked) or "
             "auto (decided from the image and its ELF; harness/boot.py) (default: auto)", _boot, "HOW"),
@@ -114,6 +131,10 @@ OPTIONS = (
             "note's, else mini)", _console, "UART"),
     _Option("--deterministic", "kt_deterministic", "run QEMU with -icount so a seed always "
             "gives the same transcript (the default; --realtime turns it off)", _flag),
+    _Option("--icount-shift", "kt_icount_shift", "QEMU's -icount shift: 2**N ns of guest time an "
+            "instruction; auto: 0 for kernels with markers (1 kHz ticks), for a --submission the "
+            "shift that makes the kernel's measured time slice ~2 M instructions, as the bundled "
+            "kernel's (harness/calibrate.py) (default: auto)", _shift, "N"),
     _Option("--transcript-dir", "kt_transcript_dir", f"where run transcripts are saved "
             f"(default: {TRANSCRIPT_DIR})", str, "DIR"),
     _Option("--submission", "kt_submission", "judge a kernel that emits no markers, from what its "
@@ -179,11 +200,19 @@ class _Session:
     submission: Path | None = None  #: what --submission named (a tree or an image)
     el0_runs: dict[tuple[str, int], El0Transcript | HarnessError] = field(default_factory=dict)
     parent: int = field(default_factory=os.getppid)  #: an xdist worker's controller
+    shift_source: str = "auto: the bundled kernel's 1 kHz tick"  #: why cfg.icount_shift
 
     def check_parent(self) -> None:
         """An xdist worker whose controller died starts no new QEMU: it stops."""
         if self.parent != 1 and os.getppid() != self.parent:
             pytest.exit("the pytest controller is gone: this worker starts no new QEMU", returncode=2)
+
+    def set_shift(self, shift: int, why: str) -> None:
+        """Run every QEMU of the session with -icount shift ``shift``."""
+        self.cfg = replace(self.cfg, icount_shift=shift)
+        if self.el0 is not None:
+            self.el0 = replace(self.el0, run=self.cfg)
+        self.shift_source = why
 
     def run_el0(self, scenario: str, seed: int, workdir: Path) -> El0Transcript | HarnessError:
         """The EL0-judged run of ``scenario`` with ``seed``: booted once, then cached."""
@@ -253,7 +282,7 @@ def _make_session(config: pytest.Config) -> _Session:
             inspect_image(kernel)
         except ImageError as e:
             raise pytest.UsageError(f"--kernel: {e.summary}") from None
-    for name, attr in (("kt_qemu", "qemu"), ("kt_run_timeout", "run_timeout"),
+    for name, attr in (("kt_qemu", "qemu"), ("kt_run_timeout", "run_timeout"), ("kt_run_cpu", "run_cpu"),
                        ("kt_boot_timeout", "boot_timeout"), ("kt_console", "console"),
                        ("kt_deterministic", "deterministic"), ("kt_boot", "boot")):
         if values[name] is not None:
@@ -272,6 +301,8 @@ def _make_session(config: pytest.Config) -> _Session:
     session = _Session(cfg, seed, source, build_root)
     if values["kt_submission"] is not None:
         _set_submission(config, session, values)
+    elif values["kt_icount_shift"] is not None and values["kt_icount_shift"][0] is not None:
+        session.set_shift(values["kt_icount_shift"][0], "--icount-shift")
     return session
 
 
@@ -318,6 +349,7 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
     el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules, session.cfg.boot, entry))
     if values["kt_stall"] is not None:
         el0 = replace(el0, stall_cpu=values["kt_stall"][0])
+    shift = values["kt_icount_shift"][0] if values["kt_icount_shift"] else None
     session.submission, session.build_root = submission, None
     if session.cfg.transcript_dir is not None:  # never mixed with the bundled kernel's runs
         session.cfg = replace(session.cfg, transcript_dir=session.cfg.transcript_dir / f"el0-{submission.name}")
@@ -340,8 +372,16 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
         raise pytest.UsageError(f"--submission {submission}: no such tree or image")
     session.cfg = replace(session.cfg, kernel=image)
     session.el0 = replace(el0, run=session.cfg)
-    if workerinput is None:
-        _probe(config, session)
+    if workerinput is not None:
+        session.set_shift(workerinput[_WORKER_SHIFT], "from the xdist controller")
+        return
+    if shift is not None:
+        session.set_shift(shift, "--icount-shift")
+    elif session.cfg.deterministic:
+        with tempfile.TemporaryDirectory(prefix="kt-calibrate-") as workdir:
+            found = calibrate(session.el0, Path(workdir))
+        session.set_shift(found.shift, found.describe())
+    _probe(config, session)
 
 
 def _probe(config: pytest.Config, session: _Session) -> None:
@@ -380,6 +420,7 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput[_WORKER_SEED] = session.seed
     if session.el0 is not None:
         node.workerinput[_WORKER_IMAGE] = str(session.cfg.kernel)
+        node.workerinput[_WORKER_SHIFT] = session.cfg.icount_shift
 
 
 def _kernel_summary(session: _Session) -> str:
@@ -410,9 +451,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                f"rule set {session.el0.rules})"] if session.el0 is not None else [])
     return judged + [
         f"kt kernel: {_kernel_summary(session)}",
-        f"kt qemu: {cfg.qemu}, boot-timeout {cfg.boot_timeout:g} s, run-timeout "
-        f"{cfg.run_timeout:g} s, deterministic {'on' if cfg.deterministic else 'off'}",
+        f"kt qemu: {cfg.qemu}, boot-timeout {cfg.boot_timeout:g} s, run-cpu {cfg.run_cpu:g} s "
+        f"(QEMU CPU time: guest progress), run-timeout {cfg.run_timeout:g} s (wall-clock safety "
+        f"net), deterministic {'on' if cfg.deterministic else 'off'}",
         f"kt boot: {_boot_summary(session)}",
+        f"kt icount: " + (f"shift {cfg.icount_shift} ({session.shift_source})"
+                          if session.shift_source[:5] != "shift" else session.shift_source),
         f"kt seed: {session.seed} ({session.seed_source}; replay with --seed {session.seed})",
         f"kt jail: {_jail_summary(cfg)}",
     ]

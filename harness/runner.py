@@ -1,9 +1,19 @@
 """One boot of the kernel under test: wait for ``ready``, send one command,
 read to ``end`` and QEMU's exit; return a Transcript or raise a verdict.
 
-Timeouts: ``boot_timeout`` from starting QEMU to the first ``ready``;
-``run_timeout`` from sending the command to ``end`` (or ``list_end``);
-``exit_timeout`` from ``end`` to QEMU's exit. Every verdict carries the
+Bounds count guest progress, never wall time (docs/judging.md, "Guest time
+decides"): under -icount the guest advances only while QEMU computes, so
+QEMU's CPU time is how far the guest got, whatever the host's load.
+``boot_timeout`` QEMU CPU seconds from starting QEMU to the first
+``ready`` (KernelSilent); ``run_cpu`` from sending the command to ``end``
+(RunTimeout); ``exit_timeout`` from ``end`` to QEMU's exit (RunTimeout);
+``stall_cpu`` with no console line (KernelStalled). A guest asleep with
+nothing to wake it (QEMU idle: under ``sleep=off`` a pending timer is
+reached at once, so a live guest never idles) is found by QEMU computing
+less than ASLEEP_SHARE of the wall time for ``asleep_wall`` seconds: the
+same verdicts. ``run_timeout`` wall seconds is only a safety net for a
+host too loaded to run QEMU at all: its expiry is an InfrastructureError
+(the grader retries it, never charges it). Every verdict carries the
 console lines seen; a run's transcript is saved (when a directory is
 configured) whether it passed or not.
 """
@@ -27,7 +37,7 @@ from .image import ImageInfo, inspect_image
 from .prng import check_seed
 from .protocol import Parser
 from .jail import should_jail
-from .qemu import DEFAULT_QEMU, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
+from .qemu import DEFAULT_QEMU, DEFAULT_SHIFT, ExitStatus, OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
 from .stall import what_stopped
 from .text import encode, printable
 from .transcript import Transcript
@@ -38,6 +48,31 @@ SCENARIO_NAME = re.compile(r"[a-z0-9_]{1,31}")  # uapi/scenario.h: SCENARIO_NAME
 DEFAULT_KERNEL = "build/kernel8-test.img"  #: relative to the repository root
 TRANSCRIPT_DIR = "build/transcripts"  #: relative to the repository root
 STALL_POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
+#: QEMU computing less than this share of the wall time is idle: the guest
+#: sleeps with nothing to wake it. A loaded 2-core host with ten busy
+#: processes still gives QEMU ~20 %.
+ASLEEP_SHARE = 0.02
+
+
+def asleep(cpu: float, wall: float, window: float) -> bool:
+    """Whether QEMU, having computed ``cpu`` seconds in ``wall`` seconds, has
+    sat idle for at least ``window`` seconds (its guest asleep for good)."""
+    return wall >= window and cpu < ASLEEP_SHARE * wall
+
+
+class Spent(ReadTimeout):
+    """A bound on guest progress was reached (``how``: which, for the verdict)."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__(how)
+        self.how = how
+
+
+def safety_net(timeout: float, what: str, cpu: float) -> InfrastructureError:
+    """The result when the wall-clock safety net expires: the machine's fault."""
+    return InfrastructureError(f"the wall-clock safety net of {timeout:g} s expired while waiting "
+                               f"for {what}, after only {cpu:.3g} s of QEMU CPU time (guest "
+                               f"progress): the host is too loaded or too slow; not the kernel's verdict")
 
 
 MAX_SECONDS = 86400.0  #: a day: a longer timeout is a typo, and inf overflows the deadlines
@@ -63,9 +98,12 @@ class RunConfig:
     qemu: str = DEFAULT_QEMU
     console: str | None = None  #: None: the image note's, else "mini"
     deterministic: bool = True  #: -icount/-rtc clock=vm: same seed, same bytes
-    boot_timeout: float = 5.0
-    run_timeout: float = 30.0
-    exit_timeout: float = 5.0
+    icount_shift: int = DEFAULT_SHIFT  #: -icount shift: 2**N guest ns an instruction (harness.calibrate)
+    boot_timeout: float = 5.0  #: QEMU CPU s (or asleep_wall idle) to the first ready: KernelSilent
+    run_timeout: float = 300.0  #: wall-clock safety net for each phase: InfrastructureError
+    exit_timeout: float = 5.0  #: QEMU CPU s (or asleep_wall idle) from end to QEMU's exit: RunTimeout
+    run_cpu: float = 30.0  #: QEMU CPU s from the command to end (guest progress): RunTimeout
+    asleep_wall: float = 5.0  #: wall s of QEMU idle (< ASLEEP_SHARE busy) that make a guest asleep
     max_output: int = 4 << 20  #: console bytes kept; more is an OutputFlood
     stall_cpu: float | None = 1.0  #: QEMU CPU seconds with no console line: KernelStalled (None: off)
     storm_ticks: int | None = STORM_TICKS  #: ticks in a row, no other marker: TickStorm (None: off)
@@ -139,6 +177,20 @@ class _Conversation:
         self.idle_since: float | None = None  #: QEMU CPU s at the first idle tick since other news
         self.floods = FloodWatch(cfg.storm_ticks, cfg.noise_lines, cfg.noise_bytes,
                                  events=parser.events)  #: tick storms and noise, counted
+        self.cpu_limit = float("inf")  #: QEMU CPU s (absolute) at which the phase's budget is spent
+        self.budget = 0.0  #: the phase's budget, for the verdict
+        self.phase_cpu = 0.0  #: QEMU CPU s when the phase began
+        self.asleep_window = cfg.asleep_wall  #: wall s of QEMU idle that end the phase
+
+    def _phase(self, cpu_budget: float) -> float:
+        """Start a phase with ``cpu_budget`` QEMU CPU seconds; return its wall safety-net deadline."""
+        self.phase_cpu = self.qemu.cpu_seconds()
+        self.budget, self.cpu_limit = cpu_budget, self.phase_cpu + cpu_budget
+        self.asleep_window = min(self.cfg.asleep_wall, cpu_budget)
+        return time.monotonic() + self.cfg.run_timeout
+
+    def _net(self, what: str) -> InfrastructureError:
+        return safety_net(self.cfg.run_timeout, what, self.qemu.cpu_seconds() - self.phase_cpu)
 
     def _read_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
         """Read lines until an event of ``kinds`` (returned) or the console
@@ -160,16 +212,23 @@ class _Conversation:
         (a /proc read per line made a flood of short lines cost 15 s)."""
         if self.qemu.has_line():
             return self.qemu.read_line(deadline)
-        cpu_at_last = self.qemu.cpu_seconds()
+        cpu_at_last, wall_at_last = self.qemu.cpu_seconds(), time.monotonic()
         while True:
             try:
                 return self.qemu.read_line(min(deadline, time.monotonic() + STALL_POLL))
             except ReadTimeout:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     raise
+                cpu = self.qemu.cpu_seconds()
                 stall = self._stall_bound
-                if stall is not None and self.qemu.cpu_seconds() - cpu_at_last > stall:
+                if stall is not None and cpu - cpu_at_last > stall:
                     raise self._stalled(stall) from None
+                if cpu > self.cpu_limit:
+                    raise Spent(f"{self.budget:g} s of QEMU CPU time (guest progress)") from None
+                if asleep(cpu - cpu_at_last, now - wall_at_last, self.asleep_window):
+                    raise Spent(f"{self.asleep_window:g} s with QEMU idle (the guest asleep, "
+                                f"nothing to wake it)") from None
 
     @property
     def _stall_bound(self) -> float | None:
@@ -234,15 +293,17 @@ class _Conversation:
 
     def boot(self) -> None:
         """Wait for the first ``ready``."""
-        timeout = self.cfg.boot_timeout
+        deadline = self._phase(self.cfg.boot_timeout)
         try:
-            ready = self._read_until(time.monotonic() + timeout, (Ready,))
-        except ReadTimeout:
+            ready = self._read_until(deadline, (Ready,))
+        except Spent as e:
             console, source = self.console
             seen = (f"the console printed {self.qemu.bytes_read} bytes but no ready marker"
                     if self.qemu.bytes_read else f"nothing came on the {console} UART ({source})")
-            raise KernelSilent(f"no ready marker within {timeout:g} s of starting QEMU: {seen}; "
+            raise KernelSilent(f"no ready marker within {e.how} of starting QEMU: {seen}; "
                                f"booted {choose_boot(self.cfg).describe()}") from None
+        except ReadTimeout:
+            raise self._net("the ready marker") from None
         if ready is None:
             raise self._died("the ready marker")
 
@@ -250,30 +311,36 @@ class _Conversation:
         """Send ``command`` and read until an event of class ``until``."""
         self.qemu.send(command + "\n")
         self.commanded = True
-        timeout = self.cfg.run_timeout
+        deadline = self._phase(self.cfg.run_cpu)
         try:
-            event = self._read_until(time.monotonic() + timeout, (until,))
-        except ReadTimeout:
+            event = self._read_until(deadline, (until,))
+        except Spent as e:
             last = (f"; the last marker is line {self.parser.events[-1].line}: "
-                    f"{printable(self.parser.events[-1].raw, 160)!r}")
-            raise RunTimeout(f"no {until.KIND} marker within {timeout:g} s of `{command}`{last}") from None
+                    f"{printable(self.parser.events[-1].raw, 160)!r}" if self.parser.events else "")
+            raise RunTimeout(f"no {until.KIND} marker within {e.how} of `{command}`{last}") from None
+        except ReadTimeout:
+            raise self._net(f"the {until.KIND} marker after `{command}`") from None
         if event is None:
             raise self._died(f"the {until.KIND} marker (after `{command}`)")
         return event
 
     def finish(self, end: End) -> ExitStatus:
         """After ``end``: read to the console's close and reap QEMU."""
-        deadline = time.monotonic() + self.cfg.exit_timeout
-        stuck = RunTimeout(f"the end marker came (line {end.line}) but QEMU did not exit within "
-                           f"{self.cfg.exit_timeout:g} s: after end the kernel must stop QEMU "
-                           f"(semihosting SYS_EXIT, or a watchdog reset under -no-reboot)")
+        deadline = self._phase(self.cfg.exit_timeout)
+
+        def stuck(how: str) -> RunTimeout:
+            return RunTimeout(f"the end marker came (line {end.line}) but QEMU did not exit within "
+                              f"{how}: after end the kernel must stop QEMU (semihosting SYS_EXIT, "
+                              f"or a watchdog reset under -no-reboot)")
         try:
             self._read_until(deadline, ())
+        except Spent as e:
+            raise stuck(e.how) from None
         except ReadTimeout:
-            raise stuck from None
-        status = self.qemu.wait_exit(deadline)
+            raise self._net("QEMU's exit after the end marker") from None
+        status = self.qemu.wait_exit(time.monotonic() + self.cfg.exit_timeout)
         if status is None:
-            raise stuck
+            raise stuck(f"{self.cfg.exit_timeout:g} s after closing its console")
         if signal_death(status) is not None:
             raise self._killed(status, f"after the end marker (line {end.line})")
         return status  # judged by the tests (Transcript.exit_code), not here
@@ -285,7 +352,7 @@ def prepare(cfg: RunConfig) -> tuple[list[str], tuple[str, str]]:
     info = inspect_image(cfg.kernel)
     console = choose_console(cfg, info)
     return qemu_argv(find_qemu(cfg.qemu), cfg.kernel, console[0], cfg.deterministic,
-                     choose_boot(cfg)), console
+                     choose_boot(cfg), cfg.icount_shift), console
 
 
 def jailed(cfg: RunConfig, argv: list[str], kernel: Path | None = None) -> bool:

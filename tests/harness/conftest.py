@@ -54,9 +54,10 @@ def make_image(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def fake_config(fake_qemu: FakeQemu, make_image: Callable[..., Path], tmp_path: Path) -> RunConfig:
     """A RunConfig that boots the fake QEMU in real-time mode (no -icount on
-    its command line) with short timeouts."""
+    its command line) with short bounds; a fake that sleeps is a guest asleep
+    after asleep_wall, well before the wall-clock safety net."""
     return RunConfig(kernel=make_image(), qemu=str(fake_qemu.path), boot_timeout=2.0,
-                     run_timeout=2.0, exit_timeout=1.0, deterministic=False,
+                     run_timeout=10.0, exit_timeout=1.0, asleep_wall=0.5, deterministic=False,
                      transcript_dir=tmp_path / "transcripts")
 
 

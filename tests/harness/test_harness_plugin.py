@@ -45,7 +45,9 @@ def test_header_shows_the_settings_and_the_seed(session: Callable[..., pytest.Ru
     result = session({"test_a": "def test_a(): pass"}, "--seed", "42")
     result.stdout.re_match_lines([
         rf"kt kernel: {re.escape(str(make_image()))} \(console mini: image note\)",
-        r"kt qemu: .*qemu-system-aarch64, boot-timeout 0.5 s, run-timeout 30 s, deterministic on",
+        r"kt qemu: .*qemu-system-aarch64, boot-timeout 0.5 s, run-cpu 30 s \(QEMU CPU time: guest "
+        r"progress\), run-timeout 300 s \(wall-clock safety net\), deterministic on",
+        r"kt icount: shift 0 \(auto: the bundled kernel's 1 kHz tick\)",
         r"kt seed: 42 \(--seed; replay with --seed 42\)",
     ])
 
@@ -73,7 +75,8 @@ def test_verdict_fails_each_test_in_one_line(session: Callable[..., pytest.RunRe
     assert "Traceback" not in out and "pexpect" not in out and "def test_" not in out
     result.stdout.fnmatch_lines([
         "*_ test_clone_returns_pids _*",
-        "KernelSilent: no ready marker within 0.5 s of starting QEMU: nothing came on the mini UART*",
+        "KernelSilent: no ready marker within 0.5 s with QEMU idle (the guest asleep, nothing to "
+        "wake it) of starting QEMU: nothing came on the mini UART*",
         "--- the console printed nothing ---",
         "full transcript: *build/transcripts/clone_twice-42.txt",
         "FAILED test_judge.py::test_clone_returns_pids - KernelSilent: no ready marker*",
@@ -141,7 +144,7 @@ def test_ini_settings_apply_and_the_command_line_wins(
                                'kt_deterministic = "false"\n')
     pytester.makepyfile(test_a="def test_a(): pass")
     result = pytester.runpytest_subprocess("-p", "harness.plugin", "--seed", "6", timeout=60)
-    result.stdout.fnmatch_lines(["*run-timeout 9 s, deterministic off*",
+    result.stdout.fnmatch_lines(["*run-timeout 9 s (wall-clock safety net), deterministic off*",
                                  "kt seed: 6 (--seed; replay with --seed 6)"])
 
 

@@ -15,7 +15,7 @@ import pytest
 from fake_qemu import CUT
 from selftest_support import HAND, ROOT, TRANSCRIPTS, FakeQemu, ended, gone
 
-from harness.errors import (CommandRejected, ImageError, KernelDied, KernelPanic, KernelSilent,
+from harness.errors import (CommandRejected, ImageError, InfrastructureError, KernelDied, KernelPanic, KernelSilent,
                             OutputFlood, ProtocolError, QemuNotFound, RunTimeout)
 from harness.qemu import ExitStatus
 from harness.runner import RunConfig, check_request, list_scenarios, run_scenario
@@ -66,9 +66,10 @@ def test_deterministic_mode_adds_icount(fake_config: RunConfig, fake_qemu: FakeQ
 
 def test_silent_kernel(fake_config: RunConfig, fake_qemu: FakeQemu) -> None:
     fake_qemu.configure("silent")
-    with pytest.raises(KernelSilent, match="no ready marker within 0.5 s of starting QEMU: "
+    with pytest.raises(KernelSilent, match=r"no ready marker within 0.3 s with QEMU idle \(the guest "
+                                           r"asleep, nothing to wake it\) of starting QEMU: "
                                            r"nothing came on the mini UART \(image note\)") as e:
-        run_scenario(replace(fake_config, boot_timeout=0.5), "clone_twice", 42)
+        run_scenario(replace(fake_config, asleep_wall=0.3), "clone_twice", 42)
     assert e.value.lines == [] and e.value.path is not None and e.value.path.read_bytes() == b""
     assert gone(fake_qemu.pid())
 
@@ -77,7 +78,7 @@ def test_a_qemu_that_ignores_hangup_and_terminate_is_killed(fake_config: RunConf
                                                             fake_qemu: FakeQemu) -> None:
     fake_qemu.configure("deaf")
     with pytest.raises(KernelSilent):
-        run_scenario(replace(fake_config, boot_timeout=0.5), "clone_twice", 42)
+        run_scenario(fake_config, "clone_twice", 42)
     assert gone(fake_qemu.pid())
 
 
@@ -116,9 +117,10 @@ def test_qemu_closes_its_console_but_runs_on(fake_config: RunConfig, fake_qemu: 
 
 def test_run_that_never_ends(fake_config: RunConfig, fake_qemu: FakeQemu) -> None:
     fake_qemu.configure("stuck")
-    with pytest.raises(RunTimeout, match=r"no end marker within 0.5 s of `run clone_twice 42`; "
+    with pytest.raises(RunTimeout, match=r"no end marker within 0.5 s with QEMU idle \(the guest "
+                                         r"asleep, nothing to wake it\) of `run clone_twice 42`; "
                                          r"the last marker is line 4") as e:
-        run_scenario(replace(fake_config, run_timeout=0.5), "clone_twice", 42)
+        run_scenario(fake_config, "clone_twice", 42)
     assert e.value.path is not None and "@KT 2 7519 start" in e.value.path.read_text()
     assert gone(fake_qemu.pid())
 
@@ -129,7 +131,7 @@ def test_timeout_keeps_the_unterminated_last_line(fake_config: RunConfig,
     transcript end with that half line, the likeliest clue to the hang."""
     fake_qemu.configure("cut")
     with pytest.raises(RunTimeout) as e:
-        run_scenario(replace(fake_config, run_timeout=0.5), "clone_twice", 42)
+        run_scenario(fake_config, "clone_twice", 42)
     assert e.value.lines[-1] == CUT
     assert e.value.path is not None and e.value.path.read_text().endswith(CUT + "\n")
     assert gone(fake_qemu.pid())
@@ -138,8 +140,30 @@ def test_timeout_keeps_the_unterminated_last_line(fake_config: RunConfig,
 def test_qemu_that_does_not_exit_after_end(fake_config: RunConfig, fake_qemu: FakeQemu) -> None:
     fake_qemu.configure("hang")
     with pytest.raises(RunTimeout, match=r"the end marker came \(line 39\) but QEMU did not exit "
-                                         r"within 0.3 s"):
-        run_scenario(replace(fake_config, exit_timeout=0.3), "clone_twice", 42)
+                                         r"within 0.3 s with QEMU idle"):
+        run_scenario(replace(fake_config, asleep_wall=0.3), "clone_twice", 42)
+    assert gone(fake_qemu.pid())
+
+
+def test_a_run_that_computes_past_its_budget_is_a_timeout(fake_config: RunConfig,
+                                                          fake_qemu: FakeQemu) -> None:
+    """A guest that computes without end: run_cpu of QEMU CPU time, not the wall clock."""
+    fake_qemu.configure("spin")
+    with pytest.raises(RunTimeout, match=r"no end marker within 0.3 s of QEMU CPU time \(guest "
+                                         r"progress\) of `run clone_twice 42`"):
+        run_scenario(replace(fake_config, run_cpu=0.3, stall_cpu=None), "clone_twice", 42)
+    assert gone(fake_qemu.pid())
+
+
+def test_the_wall_clock_safety_net_is_the_machines_fault(fake_config: RunConfig,
+                                                         fake_qemu: FakeQemu) -> None:
+    """QEMU that cannot compute its budget in the wall-clock safety net (here:
+    a budget the fake cannot reach in time) is an InfrastructureError, never
+    a verdict on the kernel."""
+    fake_qemu.configure("spin")
+    with pytest.raises(InfrastructureError, match=r"the wall-clock safety net of 0.5 s expired while "
+                                                  r"waiting for the end marker after `run clone_twice 42`"):
+        run_scenario(replace(fake_config, run_cpu=60, stall_cpu=None, run_timeout=0.5), "clone_twice", 42)
     assert gone(fake_qemu.pid())
 
 

@@ -23,7 +23,7 @@
 #define CE_WAIT_MAX 50000000UL /* bound on any busy wait (a broken kernel) */
 #define CE_RETRIES 2000UL      /* final clone attempts */
 #define CE_OUTLIVE_SPIN 2000000UL /* ~4 ticks: the table's last task outlives the parent */
-#define CE_EXIT_POLLS 200UL    /* bound on the checks that an sp child exited */
+#define CE_EXIT_POLLS 200UL    /* bound on the checks that an sp child exited (U_WAIT) */
 #define CE_POLL_SPIN 250000UL  /* u_spin turns between two such checks */
 
 /* clone_edge.S: clone(page) with sp set to `sp` at the svc; the child exits. */
@@ -58,7 +58,7 @@ static long ce_try_sp(const char *name, u64 page, u64 sp_off)
     u64 sp = page + sp_off;
     long ret = ce_clone_with_sp(page, sp);
 
-    for (unsigned long i = 0; ret > 0 && i < CE_EXIT_POLLS; i++) {
+    for (unsigned long i = 0; ret > 0 && i < U_WAIT(CE_EXIT_POLLS); i++) {
         if (u_write((const char *)page) == -EFAULT)
             break;
         u_spin(CE_POLL_SPIN);

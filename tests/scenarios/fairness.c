@@ -13,10 +13,7 @@
 #define FA_LINES 5             /* progress lines a child prints */
 #define FA_TURNS 100000UL      /* additions a chunk (~0.3 M instructions) */
 #define FA_MAX_CHUNKS 1000UL   /* bound for a kernel that never switches */
-/* ~1.5 ticks of spinning before the second clone, so the parent (usually)
- * clones with part of its slice used: a child that inherited what is left
- * of its caller's counter, not a fresh slice, then shows a short first one. */
-#define FA_MIDSLICE_SPIN 750000UL
+#define FA_WAIT_MAX 50000000UL /* bound on a wait for child 0 (a kernel that never switches) */
 
 static u64 fa_start[2], fa_step[2];
 static volatile unsigned long fa_chunks[2]; /* chunks each child has done */
@@ -31,6 +28,34 @@ static u64 fa_work(u64 x, u64 step, unsigned long turns)
                      : "+r"(x), "+r"(turns)
                      : "r"(step));
     return x;
+}
+
+/* Turns of a loop until child 0's chunk count is no longer `seen` (child 0
+ * ran in between: the caller was switched out and has just come back). */
+static unsigned long fa_wait_child0(unsigned long seen)
+{
+    unsigned long turns = 0;
+
+    while (fa_chunks[0] == seen && turns < U_WAIT(FA_WAIT_MAX))
+        turns++;
+    return turns;
+}
+
+/* Before the second clone, use about 3/4 of a fresh slice, so the parent
+ * clones with part of its slice used: a child that inherited what is left
+ * of its caller's counter, not a fresh slice, then shows a short first one.
+ * The slice is measured in the kernel's own terms, not as a fixed spin:
+ * wait until child 0 has run (the parent is back at a slice's start), time
+ * one whole slice the same way, then spin 3/4 of it (the bundled kernel:
+ * 1.5 of the slice's 2 ticks, well clear of the tick in between). */
+static void fa_midslice(void)
+{
+    unsigned long slice;
+
+    fa_wait_child0(fa_chunks[0]);
+    slice = fa_wait_child0(fa_chunks[0]);
+    for (unsigned long turns = 0; turns < slice / 4 * 3; turns++)
+        __asm__ volatile("" : : "r"(fa_chunks[0]) : "memory"); /* the same loop body */
 }
 
 /* Child k: chunks, a progress line each time the other child has run. */
@@ -64,7 +89,7 @@ USER_SCENARIO(fairness)
     }
     for (unsigned long k = 0; k < 2; k++) {
         if (k == 1)
-            u_spin(FA_MIDSLICE_SPIN);
+            fa_midslice();
         u_printf("clone k=%lu ret=%ld\n", k, u_clone(fa_child, k, u_malloc()));
     }
 }

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness.boot import boot_mode
+from harness.calibrate import calibrate
 from harness.el0_runner import El0Config, run_el0
 from harness.errors import KernelSilent
 from harness.port import port_tree
@@ -68,3 +70,20 @@ def test_every_broken_version_applies(patch: Path, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "FAILED" not in done.stdout, done.stdout + done.stderr
     assert patch.read_text().startswith("Broken student kernel"), "the first line says what is broken"
+
+
+@pytest.mark.qemu
+def test_the_course_kernels_slice_sets_the_shift_and_its_runs_end(course_image: Path,
+                                                                   tmp_path: Path) -> None:
+    """kt_tick measures its slice, 15 ticks of 200 ms (3 s of guest time):
+    shift 10, ~3 M instructions a slice. exit_zombie, which at shift 0 needs
+    ~100 s of QEMU and stalled in the 2 s window, then ends with every task
+    exited, and a rerun gives the same bytes."""
+    base = El0Config(RunConfig(kernel=course_image), rules="lesson")
+    found = calibrate(base, tmp_path)
+    assert found.shift == 10 and found.slice_ns is not None, found.describe()
+    assert 2.5e9 < found.slice_ns < 3.5e9, found.describe()
+    cfg = replace(base, run=replace(base.run, icount_shift=found.shift))
+    first = run_el0(cfg, "exit_zombie", 5, tmp_path)
+    assert first.ending == "all_exited", first.ending_detail
+    assert run_el0(cfg, "exit_zombie", 5, tmp_path).lines == first.lines
