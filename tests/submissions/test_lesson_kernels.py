@@ -67,6 +67,10 @@ VARIANTS = [
     Case("malloc_not_zeroed", {
         "tests/scenarios/test_exit_zombie.py::test_el0_exited_pages_come_back":
             "a page freed by an exited task must be zeroed"}),
+    Case("irq_flips_x19", {
+        "tests/scenarios/test_regs_preserved.py::test_el0_preemption_keeps_registers":
+            "preemption: a task interrupted by ticks and switched out and back in must get every "
+            "register back"}),
     Case("el0_fault_hangs", {
         "tests/scenarios/test_el0_faults.py::test_el0_others_go_on":
             "a fault at EL0 must kill only the task that caused it"}),
