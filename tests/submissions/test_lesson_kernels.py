@@ -65,7 +65,7 @@ VARIANTS = [
         "tests/scenarios/test_malloc_exhaustion.py::test_el0_still_writes_after_exhaustion": WRITE_COUNT,
         "tests/scenarios/test_regs_preserved.py::test_el0_write_keeps_registers": WRITE_COUNT}),
     Case("malloc_not_zeroed", {
-        "tests/scenarios/test_exit_zombie.py::test_el0_exited_pages_come_back":
+        "tests/scenarios/test_exit_zombie.py::test_el0_reused_pages_are_zeroed":
             "a page freed by an exited task must be zeroed"}),
     Case("irq_flips_x19", {
         "tests/scenarios/test_regs_preserved.py::test_el0_preemption_keeps_registers":
