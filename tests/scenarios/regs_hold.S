@@ -85,9 +85,8 @@
     mov     \v, #1
     str     \v, [\b, #(RP_SIDE(\p) + RP_SAW)]
     b       1b
-3:  ldr     \v, [\b, #RP_TURN]
-    sub     \v, \v, #RP_LIMIT
-    tbz     \v, #63, 7f
+3:  sub     \v, \v, #RP_LIMIT        /* the turn read above: a second read could */
+    tbz     \v, #63, 7f             /* see the partner's release and leave at 1 */
     b       1b
 6:  mov     \v, #2
     str     \v, [\b, #(RP_SIDE(\p) + RP_SAW)]
