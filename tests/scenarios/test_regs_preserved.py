@@ -115,13 +115,18 @@ def holders(t, kt):
 
 
 def test_preemption_keeps_registers(t, kt):
+    """Judged only if every hold spanned a preemption (or saw a change)."""
     p = plan(t.seed, kt)
+    spanned = 0
     for pid, side in holders(t, kt):
         for hset, i in hold_tags():
             tag = f"hold{hset}{i}"
             r = kt.fact(t, pid, tag, *kt.REG_NAMES, "saw", "broke", what="a hold's register dump")
             bad = hold_problem(kt, r, want_held(p, hset, side), f"pid {pid} in its hold {tag}")
             t.check(not bad, HOLD_RULE, r.events[0], detail=bad)
+            spanned += r["saw"] == SAW_PARTNER
+    kt.need(spanned == 4 * HOLDS, f"every hold to span a preemption (test_holds_are_preempted): "
+            f"{spanned} of {4 * HOLDS} did")
 
 
 def hold_window(t, kt, pid, tag):
