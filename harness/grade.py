@@ -76,6 +76,9 @@ STAGING = ".staging"  #: OUT/<name>/.staging: a grading in progress (junit.xml, 
 PROBE_BYTES = 64 << 10  #: what the disk check writes to OUT after a child pytest failed
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _NEEDS = "not judged: needs"
+#: what an EL0 run that hit the run timeout appends to every rule it fails
+#: (harness/el0_runner.py): the run was cut, so it is a RunTimeout verdict
+_EL0_TIMEOUT = "the run ended: no end within the run timeout"
 _CITED = re.compile(r"^>> +(\d+) \|", re.M)
 #: the submission's own problem when its child pytest stops with a usage error naming it
 _OWN_USAGE_ERROR = ("--submission ", "--kernel:")
@@ -468,6 +471,9 @@ def score(junit: Path, rubric: Rubric, mode: str, rules: str) -> list[ScenarioRe
             first = message.split("\n", 1)[0]
             if first.split(":", 1)[0] in verdicts and not results[scenario].verdict:
                 results[scenario].verdict = first
+            if _EL0_TIMEOUT in message and not results[scenario].verdict:
+                results[scenario].verdict = ("RunTimeout: the run was cut by the run timeout "
+                                             "before every task exited")
             if test in SEED_PROOFS and not results[scenario].verdict:
                 results[scenario].verdict = "the seed proof failed: seed-derived values of another run"
         elif skipped is not None:
@@ -514,6 +520,16 @@ class Graded:
     @property
     def max_score(self) -> float:
         return round(sum(s.max_points for s in self.scenarios), 2)
+
+    @property
+    def rule_set(self) -> str:
+        """The rule set the score is out of: a marker kernel is judged by the
+        project's contract whatever --rules says."""
+        return "project" if self.sub.mode == "markers" else self.rules
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.score / self.max_score, 2) if self.max_score else 0.0
 
 
 # --- writing OUT --------------------------------------------------------------
@@ -630,20 +646,22 @@ def handed_in(sub: Submission) -> str:
 
 
 def write_class(graded: list[Graded], out: Path) -> None:
-    """summary.csv and index.html, one row per student, best first; the
+    """summary.csv and index.html, one row per student, best first (by
+    percent of the max_score of the student's mode and rule set); the
     submissions not graded (an infrastructure fault) last."""
     names = sorted({s.name for g in graded for s in g.scenarios})
-    rows = sorted(graded, key=lambda g: (bool(g.not_graded), -g.score, g.sub.name))
+    rows = sorted(graded, key=lambda g: (bool(g.not_graded), -g.percent, -g.score, g.sub.name))
     text = io.StringIO(newline="")
     w = csv.writer(text)
-    w.writerow(["name", "score", "max_score", "mode", "seed", *names, "problem", "identical_to", "handed_in"])
+    w.writerow(["name", "score", "max_score", "percent", "mode", "rules", "seed", *names, "problem",
+                "identical_to", "handed_in"])
     for g in rows:
         per = {s.name: s.points for s in g.scenarios}
         if g.not_graded:
-            w.writerow([g.sub.name, "", "", g.sub.mode, g.sub.seed, *["" for _ in names],
+            w.writerow([g.sub.name, "", "", "", g.sub.mode, g.rule_set, g.sub.seed, *["" for _ in names],
                         f"not graded ({g.not_graded})", " ".join(g.identical_to), handed_in(g.sub)])
         else:
-            w.writerow([g.sub.name, g.score, g.max_score, g.sub.mode, g.sub.seed,
+            w.writerow([g.sub.name, g.score, g.max_score, g.percent, g.sub.mode, g.rule_set, g.sub.seed,
                         *[per.get(n, "") for n in names], g.problem, " ".join(g.identical_to),
                         handed_in(g.sub)])
     write_atomic(out / "summary.csv", text.getvalue())

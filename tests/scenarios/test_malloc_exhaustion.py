@@ -267,6 +267,8 @@ def test_all_pages_free_at_end(t, kt):
 # The first task is 1, the exhausting child C is 2, the grandchild G is 3.
 
 MAX_CALLS = 4096  # malloc_exhaustion.c: ME_MAX_CALLS, C's bound on successful mallocs
+#: a skip the grader does not count (docs/grading.md): the rule's precondition is out of reach
+NOT_APPLICABLE = "not applicable:"
 STILL = b"still writing\n"
 
 
@@ -286,12 +288,24 @@ def el0_child(u, kt):
     return got if {"count", "end", "dirty", "clobbered"} <= got.keys() else None
 
 
+def not_observed(got):
+    """Why exhaustion is not judged when C's loop reached its budget: the
+    lesson's allocator scans its whole pool (about 257k pages) linearly, so
+    running it dry takes far longer than any bounded run. Not a failure: the
+    grader counts such a rule as not applicable (neither passed nor failed)."""
+    pages = (f"{got['count']} pages allocated, all distinct, aligned, writable" if got["clobbered"] == 0
+             else f"{got['count']} pages allocated, {got['clobbered']} of them lost their stamp")
+    return f"{NOT_APPLICABLE} malloc exhaustion not observable within the budget ({pages})"
+
+
 def el0_exhausted(u, kt):
-    """C's report, skipping the test when the pool never ran out."""
+    """C's report, skipping the test when the pool never ran out: as not
+    judged (C never reported) or as not applicable (the budget of MAX_CALLS
+    pages was reached first)."""
     got = el0_child(u, kt)
     kt.need(got, "C's report after its malloc loop (test_el0_malloc_loop_ends)")
-    kt.need(got["count"] < MAX_CALLS, f"a pool small enough to exhaust: the kernel gave "
-            f"{MAX_CALLS} pages without running out")
+    if got["count"] >= MAX_CALLS:
+        pytest.skip(not_observed(got))
     return got
 
 
@@ -325,7 +339,9 @@ def test_el0_keeps_returning_minus_one(u, kt):
 
 
 def test_el0_pages_are_distinct_and_writable(u, kt):
-    got = el0_exhausted(u, kt)
+    """Judged on every page C got, whether or not the pool ran out."""
+    got = el0_child(u, kt)
+    kt.need(got, "C's report after its malloc loop (test_el0_malloc_loop_ends)")
     u.check(got["clobbered"] == 0, "malloc: each page must be a distinct page of memory the "
             "task can write (every page keeps what its owner wrote)", kt.tagged(u, "child", 2)[-1].event,
             detail=f"{got['clobbered']} of {got['count']} pages lost their stamp: handed out twice, "
@@ -334,7 +350,8 @@ def test_el0_pages_are_distinct_and_writable(u, kt):
 
 def test_el0_pages_are_zeroed(u, kt):
     kt.project_rules(u, "the lesson's get_free_page does not promise zeroed pages")
-    got = el0_exhausted(u, kt)
+    got = el0_child(u, kt)  # judged on the pages got, exhausted or not
+    kt.need(got, "C's report after its malloc loop (test_el0_malloc_loop_ends)")
     u.check(got["dirty"] == 0, "malloc: every page must be filled with zeros",
             kt.tagged(u, "child", 2)[-1].event, detail=f"{got['dirty']} pages were not")
     for line in kt.tagged(u, "page0", 3) + kt.tagged(u, "page1", 3):
@@ -344,8 +361,9 @@ def test_el0_pages_are_zeroed(u, kt):
 
 
 def test_el0_still_writes_after_exhaustion(u, kt):
-    kt.need(el0_child(u, kt), "C's report (test_el0_malloc_loop_ends)")
-    wrote = kt.first_tagged(u, "child", 2)
+    """Precondition: exhaustion itself (a write with pages left proves nothing)."""
+    got = el0_exhausted(u, kt)
+    kt.need(got["end"] == kt.u64(FAILED), "exhaustion (test_el0_exhaustion_returns_exactly_minus_one)")
     lines = [line for line in kt.tagged(u, "child", 2) if "wrote" in line.values]
     cite, where = kt.where_stopped(u, 2)
     u.check(bool(lines), "malloc: the kernel must stay healthy after exhaustion (the task "
@@ -353,7 +371,6 @@ def test_el0_still_writes_after_exhaustion(u, kt):
     if u.rules == "project":
         u.check(lines[0]["wrote"] == len(STILL), "write: must return the number of bytes written",
                 lines[0].event, detail=f"returned {lines[0]['wrote']}")
-    assert wrote is not None
 
 
 def test_el0_exited_pages_come_back(u, kt):

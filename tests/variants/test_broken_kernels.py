@@ -81,7 +81,7 @@ VARIANTS = [
     Variant("scheduler_ignores_priority", SUITE,
             "rule broken: scheduling: a time slice must last `priority` ticks"),
     Variant("exception_return_drops_x9", SUITE,
-            "must get every register back (x1..x30, sp, NZCV)\n  pid 1 after its spin: x9:"),
+            "must get every register back (x0..x30, sp, NZCV)\n  pid 1 in its hold holda1: x9:"),
     Variant("user_section_end_off_by_one", "tests/scenarios/test_write_checks.py",
             "write: user_end, the first byte past the user section, is not user memory"),
     Variant("clone_sp_top_off_by_one", "tests/scenarios/test_clone_errors.py",

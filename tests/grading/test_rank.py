@@ -1,0 +1,83 @@
+"""`python -m harness grade --rules lesson` ranks lesson kernels by
+correctness (issue 13 item 4): a kernel that keeps what the lesson teaches
+scores full marks, one whose only difference is a contract the lesson does
+not teach too, and a kernel with a real bug scores below them.
+
+The lesson fixture (2 ms tick) runs in `make test`. The course's own tree
+(200 ms tick) needs minutes of QEMU per submission at -icount shift=0: it
+runs with KT_COURSE_GRADE=1."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.grade import honest_copy
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 600
+COURSE_TIMEOUT_S = 3600
+
+pytestmark = pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None
+                                or shutil.which("qemu-system-aarch64") is None,
+                                reason="needs the cross compiler and QEMU")
+
+def handed_in(klass: Path, fixture: str, variants: str, names: list[str]) -> None:
+    """An honest copy of fixtures/<fixture> as `good`, and one per variant
+    patch of fixtures/<variants>/ (each its own student)."""
+    klass.mkdir()
+    honest_copy(ROOT / "fixtures" / fixture, klass / "good", 1)
+    for tag, name in enumerate(names, 2):
+        tree = honest_copy(ROOT / "fixtures" / fixture, klass / name, tag)
+        subprocess.run(["patch", "-s", "-p1", "-i", str(ROOT / "fixtures" / variants / f"{name}.patch")],
+                       cwd=tree, check=True)
+
+
+def grade(klass: Path, out: Path, timeout: float) -> dict[str, dict[str, str]]:
+    """Grade the class with --rules lesson; summary.csv's rows by name."""
+    done = subprocess.run([sys.executable, "-m", "harness", "grade", str(klass), "--out", str(out),
+                           "--rules", "lesson", "--class-seed", "13", "-j", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = list(csv.DictReader(open(out / "summary.csv", newline="")))
+    assert [float(r["percent"]) for r in rows] == sorted((float(r["percent"]) for r in rows), reverse=True)
+    return {r["name"]: r for r in rows}
+
+
+def lost(out: Path, name: str) -> str:
+    """What a submission lost, for an assertion message."""
+    data = json.loads((out / name / "results.json").read_text())
+    return "\n".join(f"{t['name']} {t['score']}/{t['max_score']}: {t['output'][:400]}"
+                     for t in data["tests"] if t["score"] != t["max_score"])
+
+
+def test_lesson_kernels_rank_by_correctness(tmp_path: Path) -> None:
+    """fixtures/lesson5, the same with unzeroed pages (what the lesson's
+    get_free_page does), and with a bit of x19 flipped on every tick."""
+    klass, out = tmp_path / "class", tmp_path / "out"
+    handed_in(klass, "lesson5", "lesson5-variants", ["malloc_not_zeroed", "irq_flips_x19"])
+    rows = grade(klass, out, TIMEOUT_S)
+    for name in ("good", "malloc_not_zeroed"):
+        assert (float(rows[name]["score"]), float(rows[name]["percent"]), rows[name]["rules"]) == \
+            (70, 100, "lesson"), lost(out, name)
+    assert float(rows["irq_flips_x19"]["score"]) < 70
+    assert float(rows["irq_flips_x19"]["regs_preserved"]) < 10, lost(out, "irq_flips_x19")
+
+
+@pytest.mark.skipif(os.environ.get("KT_COURSE_GRADE") != "1",
+                    reason="the course tree ticks every 200 ms: minutes per submission (KT_COURSE_GRADE=1)")
+def test_course_kernels_rank_by_correctness(tmp_path: Path) -> None:
+    """fixtures/course-lesson5 and two of its student-style broken versions."""
+    klass, out = tmp_path / "class", tmp_path / "out"
+    broken = ["kernel_exit_skips_x19", "exit_never_frees"]
+    handed_in(klass, "course-lesson5", "course-lesson5-variants", broken)
+    rows = grade(klass, out, COURSE_TIMEOUT_S)
+    assert float(rows["good"]["score"]) == 70, lost(out, "good")
+    for name in broken:
+        assert float(rows[name]["score"]) < 70, name
