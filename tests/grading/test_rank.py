@@ -3,14 +3,14 @@ correctness (issue 13 item 4): a kernel that keeps what the lesson teaches
 scores full marks, one whose only difference is a contract the lesson does
 not teach too, and a kernel with a real bug scores below them.
 
-The lesson fixture (2 ms tick) runs in `make test`. The course's own tree
-(200 ms tick) needs minutes of QEMU per submission at -icount shift=0: it
-runs with KT_COURSE_GRADE=1."""
+Both run in `make test`: the course's own tree ticks every 200 ms of guest
+time, but its calibrated -icount shift (harness/calibrate.py) makes a slice
+cost about as many instructions as the bundled kernel's, so it grades in
+seconds, not minutes."""
 from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +22,7 @@ from harness.grade import honest_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 600
-COURSE_TIMEOUT_S = 3600
+COURSE_TIMEOUT_S = 900
 
 pytestmark = pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None
                                 or shutil.which("qemu-system-aarch64") is None,
@@ -70,8 +70,6 @@ def test_lesson_kernels_rank_by_correctness(tmp_path: Path) -> None:
     assert float(rows["irq_flips_x19"]["regs_preserved"]) < 10, lost(out, "irq_flips_x19")
 
 
-@pytest.mark.skipif(os.environ.get("KT_COURSE_GRADE") != "1",
-                    reason="the course tree ticks every 200 ms: minutes per submission (KT_COURSE_GRADE=1)")
 def test_course_kernels_rank_by_correctness(tmp_path: Path) -> None:
     """fixtures/course-lesson5 and two of its student-style broken versions."""
     klass, out = tmp_path / "class", tmp_path / "out"
