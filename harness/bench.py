@@ -380,10 +380,12 @@ def main(argv: list[str] | None = None) -> int:
                                        env={**os.environ, JAIL_ENV: "off"})
         print(f"suite (pytest tests/scenarios),   -n 2 with no jail ({JAIL_ENV}=off): {seconds:6.2f} s "
               f"(jailed: {timed['-n 2']:.2f} s)   [{last}]")
-        seconds, last = _submission_seconds(root, root / "fixtures" / "lesson5", args.seed)
-        print(f"lesson-style kernel judged from EL0 (make check SUBMISSION=fixtures/lesson5: port, "
-              f"build, every scenario, -n 2): {seconds:6.2f} s = {seconds / timed['-n 2']:.1f}x "
-              f"the bundled kernel's suite   [{last}]")
+        for fixture, what in (("lesson5", "lesson-style kernel"),
+                              ("course-lesson5", "course kernel (EL3 from 0, 200 ms ticks; target <= 3x)")):
+            seconds, last = _submission_seconds(root, root / "fixtures" / fixture, args.seed)
+            print(f"{what} judged from EL0 (make check SUBMISSION=fixtures/{fixture}: port, build, "
+                  f"calibration, every scenario, -n 2): {seconds:6.2f} s = {seconds / timed['-n 2']:.1f}x "
+                  f"the bundled kernel's suite   [{last}]")
         n = GRADE_N
         for kind, source in (("bundled", kernel), ("lesson", root / "fixtures" / "lesson5")):
             seconds = _grading_seconds(root, kind, source, n)
