@@ -37,13 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .el0 import FIRST_TID, El0Parser, El0Transcript, UEvent, patch_image
-from .errors import HarnessError, InfrastructureError, KernelSilent, ProtocolError, signal_death
+from .errors import HarnessError, KernelSilent, ProtocolError, killed_from_outside
 from .floods import FloodWatch
 from .image import inspect_image
 from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
 from .runner import (RunConfig, asleep, choose_boot, choose_console, flooded, jailed, safety_net,
                      save_transcript, transcript_path)
-from .text import printable
 
 POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
 
@@ -184,11 +183,9 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
             continue
         if text is None:
             status = qemu.wait_exit(time.monotonic() + 1.0)
-            if signal_death(status) is not None:  # the harness sends none while reading: not the kernel's
-                at = (f"after console line {len(lines)}: {printable(lines[-1], 200)!r}" if lines
-                      else "before any console line")
-                raise InfrastructureError(f"QEMU was {status}, a signal the harness did not send, "
-                                          f"during the run; {at}")
+            killed = killed_from_outside(status, "during the run", lines)
+            if killed is not None:
+                raise killed
             return "qemu_exited", f"QEMU exited by itself ({status})"
         lines.append(text)
         item = parser.feed(len(lines), text)

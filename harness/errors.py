@@ -154,8 +154,14 @@ class InfrastructureError(HarnessError):
     doing (it can fake one) and is judged as KernelDied."""
 
 
-def signal_death(status: object) -> int | None:
-    """The signal that ended QEMU, if ``status`` (a qemu.ExitStatus or None)
-    says it was killed by one; None for an exit code or no status."""
-    signum = getattr(status, "signal", None)
-    return signum if isinstance(signum, int) else None
+def killed_from_outside(status: object, when: str, lines: Sequence[str]) -> InfrastructureError | None:
+    """The InfrastructureError for a QEMU that ``status`` (a qemu.ExitStatus
+    or None) says died of a signal, which the harness never sends while it
+    reads the console; None for an exit code or no status. Names the console
+    line reached (``lines``: the console so far), so a retry can tell a fault
+    the kernel repeats (its own doing) from one from outside."""
+    if not isinstance(getattr(status, "signal", None), int):
+        return None
+    at = (f"after console line {len(lines)}: {printable(lines[-1], 200)!r}" if lines
+          else "before any console line")
+    return InfrastructureError(f"QEMU was {status}, a signal the harness did not send, {when}; {at}")

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from .boot import BOOTS, BootMode, boot_mode
 from .errors import (CommandRejected, HarnessError, InfrastructureError, KernelDied, KernelPanic,
-                     KernelSilent, KernelStalled, OutputFlood, RunTimeout, signal_death)
+                     KernelSilent, KernelStalled, OutputFlood, RunTimeout, killed_from_outside)
 from .events import CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName, Tick
 from .floods import NOISE_BYTES, NOISE_LINES, STORM_TICKS, FloodWatch
 from .image import ImageInfo, inspect_image
@@ -275,21 +275,12 @@ class _Conversation:
 
     def _died(self, before: str) -> HarnessError:
         status = self.qemu.wait_exit(time.monotonic() + 1.0)
-        if signal_death(status) is not None:
-            return self._killed(status, f"before {before}")
+        killed = killed_from_outside(status, f"before {before}", self.lines)
+        if killed is not None:
+            return killed
         how = "closed its console" if status is None else f"exited ({status})"
         last = f"; its last line: {printable(self.lines[-1], 200)!r}" if self.lines else ""
         return KernelDied(f"QEMU {how} before {before}{last}")
-
-    def _killed(self, status: ExitStatus, when: str) -> InfrastructureError:
-        """QEMU died of a signal the harness did not send (it sends none before
-        leaving the conversation): not the kernel's verdict but the machine's.
-        Names the console line reached, so a retry can tell a fault the kernel
-        repeats (its own doing) from one from outside."""
-        at = (f"after console line {len(self.lines)}: {printable(self.lines[-1], 200)!r}"
-              if self.lines else "before any console line")
-        return InfrastructureError(f"QEMU was {status}, a signal the harness did not send, "
-                                   f"{when}; {at}")
 
     def boot(self) -> None:
         """Wait for the first ``ready``."""
@@ -341,8 +332,9 @@ class _Conversation:
         status = self.qemu.wait_exit(time.monotonic() + self.cfg.exit_timeout)
         if status is None:
             raise stuck(f"{self.cfg.exit_timeout:g} s after closing its console")
-        if signal_death(status) is not None:
-            raise self._killed(status, f"after the end marker (line {end.line})")
+        killed = killed_from_outside(status, f"after the end marker (line {end.line})", self.lines)
+        if killed is not None:
+            raise killed
         return status  # judged by the tests (Transcript.exit_code), not here
 
 
