@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,22 +67,16 @@ def _writable_dir(path: Path, flag: str) -> None:
         raise pytest.UsageError(f"{flag} {path}: {existing if existing is not None else path} {what}")
 
 
-def _console(text: str) -> str:
-    if text not in CONSOLES:
-        raise ValueError(f"must be one of {', '.join(CONSOLES)}")
-    return text
+def _one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    """A setting's parser: the text if it is one of ``choices``, else ValueError."""
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+    return parse
 
 
-def _rules(text: str) -> str:
-    if text not in RULE_SETS:
-        raise ValueError(f"must be one of {', '.join(RULE_SETS)}")
-    return text
-
-
-def _boot(text: str) -> str:
-    if text not in BOOTS:
-        raise ValueError(f"must be one of {', '.join(BOOTS)}")
-    return text
+_console, _rules, _boot = _one_of(CONSOLES), _one_of(RULE_SETS), _one_of(BOOTS)
 
 
 def _symbol(text: str) -> str:
@@ -455,7 +449,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"(QEMU CPU time: guest progress), run-timeout {cfg.run_timeout:g} s (wall-clock safety "
         f"net), deterministic {'on' if cfg.deterministic else 'off'}",
         f"kt boot: {_boot_summary(session)}",
-        f"kt icount: " + (f"shift {cfg.icount_shift} ({session.shift_source})"
+        "kt icount: " + (f"shift {cfg.icount_shift} ({session.shift_source})"
                           if session.shift_source[:5] != "shift" else session.shift_source),
         f"kt seed: {session.seed} ({session.seed_source}; replay with --seed {session.seed})",
         f"kt jail: {_jail_summary(cfg)}",
