@@ -39,10 +39,10 @@ def handed_in(klass: Path, fixture: str, variants: str, names: list[str]) -> Non
                        cwd=tree, check=True)
 
 
-def grade(klass: Path, out: Path, timeout: float) -> dict[str, dict[str, str]]:
-    """Grade the class with --rules lesson; summary.csv's rows by name."""
+def grade(klass: Path, out: Path, timeout: float, rules: str = "lesson") -> dict[str, dict[str, str]]:
+    """Grade the class with --rules RULES; summary.csv's rows by name."""
     done = subprocess.run([sys.executable, "-m", "harness", "grade", str(klass), "--out", str(out),
-                           "--rules", "lesson", "--class-seed", "13", "-j", "2"],
+                           "--rules", rules, "--class-seed", "13", "-j", "2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = list(csv.DictReader(open(out / "summary.csv", newline="")))
@@ -70,12 +70,41 @@ def test_lesson_kernels_rank_by_correctness(tmp_path: Path) -> None:
     assert float(rows["irq_flips_x19"]["regs_preserved"]) < 10, lost(out, "irq_flips_x19")
 
 
-def test_course_kernels_rank_by_correctness(tmp_path: Path) -> None:
+COURSE_BROKEN = ["kernel_exit_skips_x19", "exit_never_frees"]
+
+
+@pytest.fixture(scope="module")
+def course_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """fixtures/course-lesson5 and two of its student-style broken versions."""
-    klass, out = tmp_path / "class", tmp_path / "out"
-    broken = ["kernel_exit_skips_x19", "exit_never_frees"]
-    handed_in(klass, "course-lesson5", "course-lesson5-variants", broken)
-    rows = grade(klass, out, COURSE_TIMEOUT_S)
+    klass = tmp_path_factory.mktemp("course") / "class"
+    handed_in(klass, "course-lesson5", "course-lesson5-variants", COURSE_BROKEN)
+    return klass
+
+
+def verdicts(out: Path, name: str) -> list[str]:
+    """The scenarios of a submission that could not be judged (a verdict), with why."""
+    data = json.loads((out / name / "results.json").read_text())
+    return [f"{t['name']}: {t['output'][:300]}" for t in data["tests"]
+            if "verdict:" in t["output"]]
+
+
+def test_course_kernels_rank_by_correctness(course_class: Path, tmp_path: Path) -> None:
+    """Under the lesson rule set the course's correct kernel scores full marks."""
+    out = tmp_path / "out"
+    rows = grade(course_class, out, COURSE_TIMEOUT_S)
     assert float(rows["good"]["score"]) == 70, lost(out, "good")
-    for name in broken:
+    for name in COURSE_BROKEN:
         assert float(rows[name]["score"]) < 70, name
+
+
+def test_course_kernels_under_the_project_rules(course_class: Path, tmp_path: Path) -> None:
+    """Under the project rule set the course kernel loses what the lesson does
+    not teach (its hang on an unknown syscall, unzeroed pages), yet every
+    scenario is judged (no timeout, no stall on its 200 ms tick) and each
+    broken version still ranks below it."""
+    out = tmp_path / "out"
+    rows = grade(course_class, out, COURSE_TIMEOUT_S, rules="project")
+    assert rows["good"]["rules"] == "project"
+    assert not verdicts(out, "good"), "\n".join(verdicts(out, "good"))
+    for name in COURSE_BROKEN:
+        assert float(rows[name]["score"]) < float(rows["good"]["score"]), lost(out, name)

@@ -200,8 +200,10 @@ def test_el0_reused_pages_are_zeroed(u, kt):
     """A contract difference, not a lesson bug: its own rule, so it never
     costs what a page that does not come back costs (grading/rubric.toml)."""
     kt.project_rules(u, "the lesson's get_free_page does not promise zeroed pages")
+    p = kt.merged(kt.tagged(u, "p", 1))
     lines = [line for line in kt.tagged(u, "p", 1) if "again" in line.values and "nonzero" in line.values]
-    kt.need(lines, "A's page back (test_el0_exited_pages_come_back)")
+    kt.need(lines and lines[0]["again"] == p.get("sa"),
+            "A's page back (test_el0_exited_pages_come_back): a fresh page proves nothing")
     u.check(lines[0]["nonzero"] == 0, "malloc: a page freed by an exited task must be "
             "zeroed before it is handed out again", lines[0].event,
             detail=f"{lines[0]['nonzero']} non-zero words in A's old stack page")
