@@ -55,12 +55,20 @@ class Calibration:
             return f"shift {self.shift} (not measured: {self.why}; the course's 200-270 ms tick assumed)"
         insns = self.slice_ns >> self.shift
         return (f"shift {self.shift} (the kernel's time slice is {self.slice_ns / 1e6:.3g} ms of guest "
-                f"time = {insns / 1e6:.3g} M instructions a slice; measured by {PROBE})")
+                f"time = {insns / 1e6:.3g} M instructions a slice; {self.why or 'measured by ' + PROBE})")
 
 
 def shift_for(slice_ns: int) -> int:
     """The shift whose slice is nearest TARGET_SLICE_INSNS instructions (0..MAX_SHIFT)."""
     return max(0, min(MAX_SHIFT, round(math.log2(max(slice_ns, 1) / TARGET_SLICE_INSNS))))
+
+
+def announced(hz: int, priority: int | None) -> Calibration:
+    """The shift for a kernel that speaks the marker protocol: its boot
+    marker announces its tick rate (``hz``) and its first task's slice in
+    ticks (``priority``; 1 when not given), so no probe program is needed."""
+    ns = (priority or 1) * 1_000_000_000 // max(hz, 1)
+    return Calibration(shift_for(ns), ns, why=f"announced by its boot marker: hz={hz} priority={priority}")
 
 
 def slice_ns(lines: list[bytes], shift: int = PROBE_SHIFT) -> int | None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.boot import PARK_ADDR
-from harness.calibrate import FALLBACK_SHIFT, PROBE_SHIFT, TARGET_SLICE_INSNS, Calibration, shift_for, slice_ns
+from harness.calibrate import (FALLBACK_SHIFT, PROBE_SHIFT, TARGET_SLICE_INSNS, Calibration, announced,
+                               shift_for, slice_ns)
 from harness.qemu import deterministic_args, qemu_argv
 
 
@@ -29,6 +30,17 @@ def test_the_probe_line_gives_the_median_slice_in_guest_ns() -> None:
     lines = [b"proof seed=1 draw=0x1\n", b"slices insns=4 turns=10,30,20,99,20\n"]
     assert slice_ns(lines) == 20 * 4 * 2 ** PROBE_SHIFT
     assert slice_ns([b"slices insns=4 turns=\n", b"other\n"]) is None
+
+
+@pytest.mark.parametrize("hz, priority, shift", [
+    (1000, 2, 0),     # the bundled kernel's boot marker
+    (5, 15, 10),      # a marker kernel with the course's 200 ms tick and 15-tick slices
+    (5, None, 7),     # no priority announced: one tick a slice
+])
+def test_a_marker_kernel_is_calibrated_from_its_boot_marker(hz: int, priority: int | None, shift: int) -> None:
+    found = announced(hz, priority)
+    assert found.shift == shift
+    assert f"hz={hz}" in found.describe()
 
 
 def test_an_unmeasured_kernel_says_why() -> None:
