@@ -206,6 +206,21 @@ def test_el0_every_call_returns(u, kt):
                 detail=f"call {i} (x8={p[0][i]:#x}) never returned to the task; {where}")
 
 
+def test_el0_results_come_back_in_x0(u_w8, kt):
+    """Root rule of the call results (both rule sets): what the kernel
+    returns replaces the caller's x0. A kernel that never stores it gives
+    every call back the x0 it was made with (a malloc "returns" its draw)."""
+    u = u_w8
+    p = plan(u.seed, kt)
+    got = el0_dump(u, kt, MALLOC_HI)
+    kt.need(got, f"call {MALLOC_HI}'s return (test_el0_every_call_returns)")
+    sent = kt.u64(p[1][MALLOC_HI][0])
+    u.check(kt.u64(got["x0"]) != sent, "syscall: the result must come back in x0 (the kernel "
+            "must store it over the caller's saved x0)", kt.first_tagged(u, f"r{MALLOC_HI}", 1).event,
+            detail=f"malloc (x8={p[0][MALLOC_HI]:#x}) came back with x0={sent:#x}, the value the "
+                   f"task passed in")
+
+
 def test_el0_unknown_numbers_return_enosys(u, kt):
     p = plan(u.seed, kt)
     for i in filter(invalid, range(CALLS)):
