@@ -191,7 +191,20 @@ def where_stopped(u: Any, tid: int) -> tuple[list[Any], str]:
 
 def el0_clone_problem(u: Any) -> tuple[str, list[Any], str] | None:
     """(rule, cited, detail) if clone itself is broken in this EL0 run, the
-    root cause of whatever else the scenario then misses; None if not."""
+    root cause of whatever else the scenario then misses; None if not. It
+    tells the child that ran the parent's path (it reported a clone result
+    it never asked for), the clone that never came back, the child on
+    another's stack, the parent never preempted (the child never ran while
+    the parent stayed busy at EL0) and the child that never ran (though its
+    parent gave up the CPU) apart."""
+    for back in u.of(UCloned):
+        asked = [c for c in u.of(UClone, tid=back.tid) if c.child == back.child and c.line < back.line]
+        if not asked:
+            return ("clone: the child must start at the instruction after the svc with x0 = 0 (it "
+                    "took the parent's path)", [back],
+                    f"task {back.tid} reported clone's result for child {back.child} (ret={back.ret}) "
+                    f"without having cloned it: a child got a non-zero x0 from clone and went on as "
+                    f"its parent")
     for clone in u.of(UClone):
         back = [c for c in u.of(UCloned, tid=clone.tid) if c.child == clone.child]
         if not back:
@@ -216,9 +229,20 @@ def el0_clone_problem(u: Any) -> tuple[str, list[Any], str] | None:
     for back in u.of(UCloned):
         if (0 < back.ret < 1 << 31 and u.last_of(back.child) is None and u.ending != "all_exited"
                 and not hung_at_fault):
+            said = [n for n in u.noise if n.line > back.line][:1]  # the kernel spoke (a fault?)
+            if u.exited(back.tid) is None and not said:
+                cite, where = where_stopped(u, back.tid)
+                return ("scheduling: the timer must preempt a task busy at EL0, so that the child "
+                        "it cloned runs", [back, *cite],
+                        f"child {back.child} (pid {back.ret}) never ran while task {back.tid}, "
+                        f"which cloned it, went on at EL0 and never exited ({where}): the "
+                        f"parent was never preempted (timer ticks at EL0 masked or ignored)")
+            why = (f"the kernel printed {said[0].text[:80]!r} after the clone" if said
+                   else f"task {back.tid} exited and gave up the CPU")
             return ("clone: the child must start at the instruction after the svc and run",
-                    [back], f"child {back.child} (pid {back.ret}) never wrote anything (it starts "
-                            f"from a copy of the caller's registers with x0 = 0 and sp = stack + 4096)")
+                    [back], f"child {back.child} (pid {back.ret}) never wrote anything, although "
+                            f"{why} (the child starts from a copy of the caller's registers with "
+                            f"x0 = 0 and sp = stack + 4096)")
     return None
 
 

@@ -5,7 +5,9 @@
  * since it last looked) until enough context switches have happened,
  * writing a line per turn. P counts until B is done. The judge
  * (test_exit_zombie.py) checks that A is never scheduled again. Then P
- * mallocs once more: the lowest free page is now A's stack, sa.
+ * mallocs once more: the lowest free page is now A's stack, sa. Then P
+ * mallocs up to EZ_BACK_TRIES more pages and counts how many of the pages
+ * A malloc'd it gets back (an exit must free them, not only the stack).
  *
  * Seed draws, in order: a_word (in A's text), a_pages (1 + d % 3),
  * exit_args[0..2] (x0..x2 of A's exit), b_word (in B's text). */
@@ -13,20 +15,25 @@
 
 #define EZ_TURNS 12            /* P-ran-in-between observations B waits for */
 #define EZ_WAIT_MAX 50000000UL /* bound on any busy wait (a broken kernel) */
+#define EZ_A_PAGES_MAX 3       /* A mallocs 1 + d % 3 pages */
+#define EZ_BACK_TRIES 12       /* P's mallocs looking for A's pages */
 
 static volatile int ez_a_exiting; /* A is about to exit */
 static volatile int ez_b_done;    /* B counted its turns */
 static volatile u64 ez_counter;   /* P's progress, watched by B */
 static u64 ez_a_word, ez_b_word, ez_exit_args[3];
 static unsigned long ez_a_pages;
+static u64 ez_a_got[EZ_A_PAGES_MAX]; /* the pages A malloc'd */
 
 /* A: own some pages, write, exit for real. Nothing after the exit may run
  * (u_exit_args reports "after-exit" and spins if it does). */
 static long ez_a(unsigned long arg)
 {
     (void)arg;
-    for (unsigned long i = 0; i < ez_a_pages; i++)
-        u_printf("a page=0x%lx\n", (u64)u_malloc());
+    for (unsigned long i = 0; i < ez_a_pages; i++) {
+        ez_a_got[i] = (u64)u_malloc();
+        u_printf("a page=0x%lx\n", ez_a_got[i]);
+    }
     u_printf("a word=0x%lx\n", ez_a_word);
     ez_a_exiting = 1;
     u_exit_args(ez_exit_args[0], ez_exit_args[1], ez_exit_args[2]);
@@ -53,6 +60,23 @@ static long ez_b(unsigned long arg)
     u_printf("b done=%lu\n", turns);
     ez_b_done = 1;
     return 0;
+}
+
+/* How many of A's malloc'd pages P gets back within EZ_BACK_TRIES mallocs
+ * (after A's exit they are free; any allocator hands them out soon). */
+static unsigned long ez_pages_back(void)
+{
+    unsigned long back = 0;
+
+    for (unsigned long t = 0; t < EZ_BACK_TRIES && back < ez_a_pages; t++) {
+        u64 p = (u64)u_malloc();
+
+        if (p == (u64)MALLOC_FAILED)
+            break;
+        for (unsigned long i = 0; i < ez_a_pages; i++)
+            back += p == ez_a_got[i];
+    }
+    return back;
 }
 
 USER_SCENARIO(exit_zombie)
@@ -83,4 +107,5 @@ USER_SCENARIO(exit_zombie)
     for (unsigned long i = 0; again != (u64 *)MALLOC_FAILED && i < U_PAGE_SIZE / 8; i++)
         nonzero += again[i] != 0;
     u_printf("p again=0x%lx nonzero=%lu\n", (u64)again, nonzero);
+    u_printf("p back=%lu of=%lu\n", ez_pages_back(), ez_a_pages);
 }

@@ -9,7 +9,9 @@
  * Seed draws, in order: r[0..6] (the numbers, see is_numbers()), then for
  * each call i in order 32 draws: in[i][0..30] = x0..x30 and one NZCV draw
  * (its top 4 bits). x8 is then replaced by the number; for the write, x0 by
- * the text's address. */
+ * the text's address. The calls are made in the order is_order(): the two
+ * valid ones first, so a kernel that hangs on an unknown number (the
+ * lesson's) still shows whether only w8 names the call. */
 #include "ulib.h"
 
 #define IS_CALLS 14      /* calls made through u_regs_svc */
@@ -17,7 +19,7 @@
 #define IS_MALLOC_HI 12  /* index of the malloc with high bits in x8 */
 #define IS_HI (1UL << 32)
 
-static u64 is_in[U_REGS_IN];
+static u64 is_in[IS_CALLS][U_REGS_IN];
 static u64 is_out[U_REGS_OUT];
 static char is_text[64];
 
@@ -41,6 +43,9 @@ static void is_numbers(const u64 r[7], u64 nr[IS_CALLS])
     nr[13] = IS_HI | NR_SYSCALLS;                 /* w8 = the bound again */
 }
 
+/* The order the calls are made in: write and malloc with high bits first. */
+static const int is_order[IS_CALLS] = {IS_WRITE_HI, IS_MALLOC_HI, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13};
+
 USER_SCENARIO(invalid_syscall)
 {
     struct u_rng rng;
@@ -54,14 +59,18 @@ USER_SCENARIO(invalid_syscall)
     u_snprintf(is_text, sizeof(is_text), "w8 is write 0x%lx\n", r[6]);
     for (int i = 0; i < IS_CALLS; i++) {
         for (int j = 0; j < 31; j++)
-            is_in[j] = u_rng_next(&rng);
-        is_in[31] = (u_rng_next(&rng) >> 60) << 28;
-        is_in[8] = nr[i];
+            is_in[i][j] = u_rng_next(&rng);
+        is_in[i][31] = (u_rng_next(&rng) >> 60) << 28;
+        is_in[i][8] = nr[i];
         if (i == IS_WRITE_HI)
-            is_in[0] = (u64)is_text;
-        u_printf("call%d x8=0x%lx x0=0x%lx text=0x%lx\n", i, nr[i], is_in[0],
+            is_in[i][0] = (u64)is_text;
+    }
+    for (int k = 0; k < IS_CALLS; k++) {
+        int i = is_order[k];
+
+        u_printf("call%d x8=0x%lx x0=0x%lx text=0x%lx\n", i, nr[i], is_in[i][0],
                  (u64)is_text);
-        u_regs_svc(is_in, is_out);
+        u_regs_svc(is_in[i], is_out);
         u_snprintf(tag, sizeof(tag), "r%d", i);
         u_print_regs(tag, is_out);
     }

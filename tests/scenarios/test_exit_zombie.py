@@ -196,6 +196,23 @@ def test_el0_exited_pages_come_back(u, kt):
                     if lines else where))
 
 
+def test_el0_exited_mallocd_pages_come_back(u, kt):
+    """Not only the stack: every page A malloc'd is free again after its
+    exit (P mallocs until it has them all back, within 12 tries)."""
+    kt.project_rules(u, "the lesson's exit frees only the task's stack page")
+    p = kt.merged(kt.tagged(u, "p", 1))
+    kt.need("done" in p and "sa" in p, "P to finish (test_el0_others_keep_running)")
+    a_pages = [line["page"] for line in kt.tagged(u, "a", 2) if "page" in line.values]
+    lines = [line for line in kt.tagged(u, "p", 1) if "back" in line.values]
+    cite, where = kt.where_stopped(u, 1)
+    u.check(lines and lines[0]["back"] == lines[0]["of"], "exit: every page the task malloc'd "
+            "goes back to the pool (not only its stack): the next mallocs return them again",
+            *([lines[0].event] if lines else cite),
+            detail=(f"P got {lines[0]['back']} of A's {lines[0]['of']} malloc'd pages back "
+                    f"({', '.join(f'{kt.u64(a):#x}' for a in a_pages)}) in 12 mallocs"
+                    if lines else where))
+
+
 def test_el0_reused_pages_are_zeroed(u, kt):
     """A contract difference, not a lesson bug: its own rule, so it never
     costs what a page that does not come back costs (grading/rubric.toml)."""

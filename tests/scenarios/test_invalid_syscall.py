@@ -206,6 +206,21 @@ def test_el0_every_call_returns(u, kt):
                 detail=f"call {i} (x8={p[0][i]:#x}) never returned to the task; {where}")
 
 
+def test_el0_results_come_back_in_x0(u_w8, kt):
+    """Root rule of the call results (both rule sets): what the kernel
+    returns replaces the caller's x0. A kernel that never stores it gives
+    every call back the x0 it was made with (a malloc "returns" its draw)."""
+    u = u_w8
+    p = plan(u.seed, kt)
+    got = el0_dump(u, kt, MALLOC_HI)
+    kt.need(got, f"call {MALLOC_HI}'s return (test_el0_every_call_returns)")
+    sent = kt.u64(p[1][MALLOC_HI][0])
+    u.check(kt.u64(got["x0"]) != sent, "syscall: the result must come back in x0 (the kernel "
+            "must store it over the caller's saved x0)", kt.first_tagged(u, f"r{MALLOC_HI}", 1).event,
+            detail=f"malloc (x8={p[0][MALLOC_HI]:#x}) came back with x0={sent:#x}, the value the "
+                   f"task passed in")
+
+
 def test_el0_unknown_numbers_return_enosys(u, kt):
     p = plan(u.seed, kt)
     for i in filter(invalid, range(CALLS)):
@@ -247,6 +262,38 @@ def test_el0_only_w8_counts(u, kt):
         if what == "write":
             u.check(x0 == len(p[3]), "write: must return the number of bytes written",
                     kt.first_tagged(u, f"r{i}", 1).event, detail=f"x0={x0:#x}, expected {len(p[3])}")
+
+
+@pytest.fixture
+def u_w8(run_el0):
+    """The run under either rule set: the w8 calls come first (is_order in
+    invalid_syscall.c), before any unknown number the lesson hangs on."""
+    return run_el0(SCENARIO)
+
+
+def test_el0_only_w8_names_the_call(u_w8, kt):
+    """The lesson's rule too (its el0_svc does `uxtw scno, w8`): x8 with high
+    bits set and w8 = 0 is write, w8 = 1 malloc. Under the project rule set
+    test_el0_only_w8_counts judges this with every register."""
+    u = u_w8
+    if u.rules == "project":
+        pytest.skip("judged under the project rule set by test_el0_only_w8_counts")
+    p = plan(u.seed, kt)
+    for i, what in ((WRITE_HI, "write"), (MALLOC_HI, "malloc")):
+        got = el0_dump(u, kt, i)
+        call = kt.first_tagged(u, f"call{i}", 1)
+        cite, where = kt.where_stopped(u, 1)
+        text = p[3].decode().rstrip("\n")
+        if what == "write":
+            ok = any(n.text == text for n in u.noise)
+        else:
+            ok = got is not None and kt.u64(got["x0"]) % kt.PAGE_SIZE == 0 and 0 < kt.u64(got["x0"]) < MASK64
+        u.check(got is not None and ok, f"syscall: only w8 names the call: x8 = (high bits << 32) "
+                f"| {i - WRITE_HI} must be {what}",
+                *([kt.first_tagged(u, f"r{i}", 1).event] if got else [call.event] if call else cite),
+                detail=(f"x8={p[0][i]:#x}: " + (f"x0={kt.u64(got['x0']):#x}" if got else
+                                                 f"the call never returned; {where}")
+                        + (f"; {text!r} was not printed" if what == "write" and not ok else "")))
 
 
 def test_el0_task_goes_on(u, kt):

@@ -77,10 +77,34 @@ VARIANTS = [
     Case("el0_fault_hangs", {
         "tests/scenarios/test_el0_faults.py::test_el0_others_go_on":
             "a fault at EL0 must kill only the task that caused it"}),
+    Case("exit_keeps_malloc_pages", {
+        "tests/scenarios/test_exit_zombie.py::test_el0_exited_mallocd_pages_come_back":
+            "every page the task malloc'd goes back to the pool"}),
+    Case("syscall_number_uses_all_of_x8", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_only_w8_counts":
+            "only w8 names the call"}, first=True),
+    Case("timer_never_preempts", {CLONE_ROOT.format("regs_preserved"):
+                                  "scheduling: the timer must preempt a task busy at EL0"}, first=True),
+    Case("el0_irqs_masked", {CLONE_ROOT.format("regs_preserved"):
+                             "scheduling: the timer must preempt a task busy at EL0"}, first=True),
+    Case("child_takes_parent_path", {CLONE_ROOT.format("regs_preserved"):
+                                     "(it took the parent's path)"}, first=True),
+    Case("syscall_result_not_stored", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_results_come_back_in_x0":
+            "syscall: the result must come back in x0"}, first=True),
     # Started as it expects (auto: EL3 from its ELF's entry) it is a good kernel;
     # entered at EL2 it is one usage error naming EL3.
     Case("boot_expects_el3", {}, exit_code=4, extra=("--boot=el2",),
          message="does its boot code expect EL3? QEMU raspi3b enters at EL2"),
+]
+# Under the lesson rule set too: the rule leads.
+LESSON_FIRST = [
+    Case("syscall_number_uses_all_of_x8", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_only_w8_names_the_call":
+            "only w8 names the call"}, rules="lesson", first=True),
+    Case("syscall_result_not_stored", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_results_come_back_in_x0":
+            "syscall: the result must come back in x0"}, rules="lesson", first=True),
 ]
 # What the lesson teaches: these behaviours are right under --rules lesson.
 LESSON_RULES = [Case(name, {}, rules="lesson") for name in
@@ -134,7 +158,8 @@ def test_bundled_kernel_passes_through_the_port(tmp_path: Path, kt_seed: int) ->
     assert done.returncode == 0, f"the bundled kernel failed when judged from EL0:\n{report[-5000:]}"
 
 
-@pytest.mark.parametrize("case", VARIANTS, ids=[c.name for c in VARIANTS])
+@pytest.mark.parametrize("case", VARIANTS + LESSON_FIRST,
+                         ids=[c.name for c in VARIANTS] + [f"{c.name}-lesson" for c in LESSON_FIRST])
 def test_broken_lesson_kernel_fails_its_rules(case: Case, tmp_path: Path, kt_seed: int) -> None:
     done = judge(variant_tree(case.name, tmp_path), tmp_path, kt_seed, case.rules, case.extra)
     report = done.stdout + done.stderr
