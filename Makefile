@@ -8,6 +8,7 @@
 #   make check BOOT=el3   ... started at EL3 (el2: QEMU -kernel; default auto, harness/boot.py)
 #   make test          everything: harness self-tests, the suite, the broken-kernel proofs
 #   make bench         timing figures (not a test)
+#   make gdb SCENARIO=name SEED=n [KERNEL=img | SUBMISSION=tree]   that run in QEMU, waiting for gdb-multiarch
 #   make grade DIR=submissions OUT=results   grade a class (docs/grading.md)
 #   make selfcheck SUBMISSION=tree   the score the autograder will give a tree (docs/autograder.md)
 #   make autograder    build/autograder.zip for Gradescope (docs/autograder.md)
@@ -65,7 +66,7 @@ KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c kernel/u
 KT_OBJ := $(patsubst %,$(B)/kt/%.o,$(KT_SRC))
 KT_USER := $(B)/kt-user.o
 
-.PHONY: all qemu qemu-test check test bench grade selfcheck autograder deps clean FORCE
+.PHONY: all qemu qemu-test gdb check test bench grade selfcheck autograder deps clean FORCE
 all: $(IMAGES) $(KT_USER)
 
 # A stamp that changes when CONSOLE does, so a switch rebuilds everything.
@@ -145,6 +146,15 @@ qemu: $(B)/kernel8.img
 	$(QEMU_RUN) -kernel $<
 qemu-test: $(B)/kernel8-test.img
 	$(QEMU_RUN) -kernel $<
+
+# Debug one run (a report's "debug:" line): QEMU's gdb stub waits, gdb-multiarch
+# starts on the ELF and stops at the entry (harness/gdb.py). GDB_ARGS=... more options.
+gdb: $(if $(KERNEL),,all)
+	@sh tools/ensure-deps.sh gdb
+	@test -n "$(SCENARIO)" || { echo "usage: make gdb SCENARIO=name [SEED=n] [KERNEL=img | SUBMISSION=tree] [BOOT=el3] [ENTRY=sym]" >&2; exit 2; }
+	$(PYTHON) -m harness gdb $(SCENARIO) $(if $(SEED),--seed $(SEED)) $(if $(KERNEL),--kernel $(abspath $(KERNEL))) \
+	    $(if $(SUBMISSION),--submission $(abspath $(SUBMISSION))) $(if $(BOOT),--boot $(BOOT)) \
+	    $(if $(ENTRY),--entry $(ENTRY)) $(GDB_ARGS)
 
 # The Python side runs with Debian's interpreter and packages.
 deps:

@@ -5,6 +5,7 @@
     python -m harness grade DIR --out OUT [--class-seed N] [-j N] [--resume] [--shard K/N]
     python -m harness selfcheck TREE [--rules lesson]     (what the autograder will give)
     python -m harness autograde [--root /autograder]      (Gradescope's run_autograder)
+    python -m harness gdb <scenario> [--seed N] [--kernel IMG | --submission TREE]   (harness/gdb.py)
 
 ``run`` streams the console live, then prints one summary line; it exits 0
 when the run ended with ``end reason=all_exited``, 1 on a verdict (a panic
@@ -25,7 +26,7 @@ if __name__ == "__main__":  # before pexpect and pytest are imported: one line, 
     preflight.require(f"python -m harness {_command}".rstrip(),
                       need_pytest=_command in ("grade", "selfcheck", "autograde"))
 
-from . import autograder, grade  # noqa: E402
+from . import autograder, gdb, grade  # noqa: E402
 from .build import ensure_built  # noqa: E402
 from .errors import HarnessError
 from .image import CONSOLES
@@ -81,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         "selfcheck", help="the score the autograder will give your tree (docs/autograder.md)"))
     autograder.add_autograde_arguments(sub.add_parser(
         "autograde", help="grade /autograder/submission for Gradescope (docs/autograder.md)"))
+    gdb.add_arguments(sub.add_parser("gdb", help="boot one run with QEMU's gdb stub waiting and debug "
+                                     "it with gdb-multiarch (make gdb)"))
     return top
 
 
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return autograder.selfcheck(args)
     if args.command == "autograde":
         return autograder.autograde(args)
+    if args.command == "gdb":
+        return gdb.run(args)
     try:
         cfg = _config(args)
         if args.command == "list":

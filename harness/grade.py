@@ -415,12 +415,16 @@ def pytest_command(sub: Submission, out: Path, rules: str, staging: Path | None 
 
 
 def replay_command(sub: Submission, rules: str) -> str:
-    """The command that reruns this submission's judging exactly."""
+    """The command that reruns this submission's judging exactly, and on a
+    second line (``debug: make gdb ...``) the one that boots a scenario of it
+    under gdb (harness/gdb.py)."""
     args = " ".join([f"--seed {sub.seed}", *sub.settings.pytest_args(sub.mode)])
+    entry = "" if sub.settings.entry is None else f" ENTRY={sub.settings.entry}"
+    debug = f"\ndebug: make gdb SCENARIO=<a failed scenario> SEED={sub.seed}"  # its twin under gdb
     if sub.mode == "markers":
-        return f"make check KERNEL={sub.path} PYTEST_ARGS=\"{args}\""
+        return f"make check KERNEL={sub.path} PYTEST_ARGS=\"{args}\"{debug} KERNEL={sub.path}"
     extra = "" if rules == "project" else f" RULES={rules}"
-    return f"make check SUBMISSION={sub.path}{extra} PYTEST_ARGS=\"{args}\""
+    return f"make check SUBMISSION={sub.path}{extra} PYTEST_ARGS=\"{args}\"{debug} SUBMISSION={sub.path}{entry}"
 
 
 def _scenario_of(testcase: ET.Element) -> tuple[str, str]:

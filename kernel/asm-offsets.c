@@ -3,7 +3,7 @@
  * entry.S uses the C structs' real offsets instead of numbers kept by hand. */
 #include <stddef.h>
 #include "sched.h"
-#include "trap.h"
+#include "ptregs.h"
 
 #define DEFINE(sym, val) \
     __asm__ volatile("\n.ascii \"->" #sym " %0\"" : : "i"((long)(val)))

@@ -2,9 +2,9 @@
  * "@KT <seq> <tag> <kind> key=value ...", see docs/protocol.md; <tag>
  * binds the line to this run's seed and its seq (uapi/linetag.h). */
 #include "events.h"
-#include "mm.h"
 #include "param.h"
 #include "printk.h"
+#include "sections.h"
 #include "sysregs.h"
 #include "uapi/linetag.h"
 #include "uapi/syscall.h"
@@ -101,7 +101,7 @@ void ev_boot(void)
     f_udec("hz", TIMER_HZ);
     f_udec("nr_syscalls", NR_SYSCALLS);
     f_udec("page_size", PAGE_SIZE);
-    f_hex("pool_base", pool_base());
+    f_hex("pool_base", (u64)__pool_start);
     f_udec("pool_pages", POOL_PAGES);
     f_hex("kernel_base", (u64)__kernel_start);
     f_hex("kernel_end", (u64)__kernel_end);

@@ -2,8 +2,8 @@
  * Each pending source is served on its own, so two at once are both seen. */
 #include "irq.h"
 #include "mmio.h"
+#include "panic.h"
 #include "timer.h"
-#include "trap.h"
 
 #define CORE0_IRQ_SOURCE   (LOCAL_BASE + 0x60)
 #define IRQ_SRC_CNTPNS     (1u << 1) /* EL1 physical timer */

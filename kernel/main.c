@@ -6,7 +6,6 @@
 #include "printk.h"
 #include "run.h"
 #include "sched.h"
-#include "trap.h"
 #include "uart.h"
 
 extern u64 boot_el;

@@ -4,12 +4,12 @@
 #include "events.h"
 #include "mm.h"
 #include "mmio.h"
+#include "panic.h"
 #include "param.h"
-#include "trap.h"
+#include "sections.h"
 
 #define PAGE_FREE 0 /* owner of a free page (pid 0, idle, never owns one) */
 
-extern char __pool_start[];
 static u64 owner[POOL_PAGES]; /* owner[i]: pid owning page i, or PAGE_FREE */
 
 _Static_assert(POOL_PAGES > 0, "the pool needs pages");

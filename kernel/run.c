@@ -1,6 +1,7 @@
 /* run.c: a run of a user program: its first task, the timer, and what
  * happens when the last user task has exited. */
 #include "events.h"
+#include "panic.h"
 #include "power.h"
 #include "printk.h"
 #include "run.h"
@@ -8,7 +9,6 @@
 #include "string.h"
 #include "task.h"
 #include "timer.h"
-#include "trap.h"
 
 const struct user_scenario *scenario_find(const char *name)
 {

@@ -2,9 +2,8 @@
  * priorities (after the RPi OS lessons): the runnable task with the most
  * ticks left runs; when all are out, every counter is recharged. */
 #include "events.h"
-#include "irq.h"
+#include "panic.h"
 #include "sched.h"
-#include "trap.h"
 
 #define IDLE (&tasks[0])
 

@@ -3,6 +3,7 @@
  * slot is reused only when no slot is unused (docs/syscalls.md). */
 #include "events.h"
 #include "mm.h"
+#include "panic.h"
 #include "run.h"
 #include "string.h"
 #include "sysregs.h"

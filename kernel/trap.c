@@ -1,7 +1,8 @@
 /* trap.c: exception dispatch. From EL0: svc goes to the syscall
  * dispatcher, anything else kills the task. Anything unexpected at EL1 is a
- * panic that names the vector, ESR, ELR and FAR. */
+ * panic (panic.c) that names the vector, ESR, ELR and FAR. */
 #include "events.h"
+#include "panic.h"
 #include "power.h"
 #include "printk.h"
 #include "sched.h"
@@ -57,18 +58,6 @@ const char *esr_class_name(u64 ec)
     case ESR_EC_BRK64:    return "breakpoint";
     default:              return "other exception";
     }
-}
-
-void panic(const char *vector, u64 esr, u64 elr, u64 far, const char *what)
-{
-    ev_panic(vector, esr, elr, far, what);
-#if KT_TEST
-    ev_end("panic");
-#else
-    kprintf("\nKERNEL PANIC (%s): %s\nESR %lx ELR %lx FAR %lx\n",
-            vector, what, esr, elr, far);
-#endif
-    power_off(1);
 }
 
 void bad_exception(u64 vector, struct pt_regs *regs)

@@ -1,11 +1,8 @@
-/* irq.h: interrupt masking and the IRQ handler. */
+/* irq.h: the IRQ handler (irq_wait, the idle loop's wait: sched.h). */
 #ifndef IRQ_H
 #define IRQ_H
 
 /* handle_irq: serve every pending source (called from entry.S). */
 void handle_irq(void);
-
-/* irq_wait: sleep until an IRQ is pending and take it (entry.S). */
-void irq_wait(void);
 
 #endif

@@ -26,8 +26,4 @@ void page_free_all(u64 pid);
 /* user_range_ok: is every byte of [addr, addr+len) user memory? */
 bool user_range_ok(u64 addr, u64 len);
 
-/* Linker symbols (kernel/linker.ld). */
-extern char __kernel_start[], __kernel_end[], __user_start[], __user_end[];
-extern char __bss_start[], __bss_end[];
-
 #endif

@@ -4,7 +4,7 @@
 
 #include "types.h"
 #include "param.h"
-#include "trap.h"
+#include "ptregs.h"
 
 /* Callee-saved registers kept across cpu_switch_to (offsets: asm-offsets.c). */
 struct cpu_context {
@@ -64,5 +64,7 @@ void idle_loop(void) __attribute__((noreturn));
 /* Assembly (entry.S). */
 void cpu_switch_to(struct task *prev, struct task *next);
 void ret_from_fork(void);
+/* irq_wait: sleep until an IRQ is pending and take it (idle_loop's wait). */
+void irq_wait(void);
 
 #endif

@@ -2,7 +2,7 @@
 #ifndef SYSCALL_H
 #define SYSCALL_H
 
-#include "trap.h"
+#include "ptregs.h"
 
 /* One handler type for every table entry: arguments come from the frame,
  * the result is returned (the dispatcher stores it in x0). */

@@ -1,26 +1,15 @@
-/* trap.h: the saved user context and the exception handlers entry.S calls. */
+/* trap.h: the exception handlers entry.S calls (the frame: ptregs.h). */
 #ifndef TRAP_H
 #define TRAP_H
 
+#include "ptregs.h"
 #include "types.h"
-
-/* The frame entry.S pushes on exception entry (offsets: asm-offsets.c). */
-struct pt_regs {
-    u64 regs[31]; /* x0..x30 */
-    u64 sp;       /* sp_el0 for an exception from EL0 */
-    u64 pc;       /* elr_el1 */
-    u64 pstate;   /* spsr_el1: EL, DAIF, NZCV */
-};
 
 /* el0_sync_handler: a synchronous exception from EL0 (svc or fault). */
 void el0_sync_handler(struct pt_regs *regs);
 
 /* bad_exception: an exception no handler expects; panics (never returns). */
 void bad_exception(u64 vector, struct pt_regs *regs) __attribute__((noreturn));
-
-/* panic: report why the kernel cannot go on, end the run; never returns. */
-void panic(const char *vector, u64 esr, u64 elr, u64 far, const char *what)
-    __attribute__((noreturn));
 
 /* esr_class_name: a few words for an ESR exception class. */
 const char *esr_class_name(u64 ec);

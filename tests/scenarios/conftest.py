@@ -19,8 +19,8 @@ from typing import Any, Iterable
 
 import pytest
 
-from harness.abi import (EAGAIN, EFAULT, EINVAL, ENOSYS, SYS_CLONE,  # noqa: F401 (kt.*)
-                         SYS_EXIT, SYS_MALLOC, SYS_WRITE)
+from harness import abi
+from harness.abi import SYS_EXIT, SYS_MALLOC  # kt.SYS_*, kt.E*: every number, see __getattr__
 from harness.el0 import UAfterExit, UClone, UCloned, UEvent, UExit  # noqa: F401 (kt.*)
 from harness.events import (AllExited, Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task,
                             Tick, live_pids)
@@ -549,6 +549,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         name = scenario_of(item)
         if name is not None:
             item.add_marker(pytest.mark.xdist_group(name))
+
+
+def __getattr__(name: str) -> int:
+    """kt.SYS_*, kt.NR_SYSCALLS, kt.E*: the numbers of kernel/include/uapi/syscall.h (harness.abi)."""
+    try:
+        return abi.NUMBERS[name]
+    except KeyError:
+        raise AttributeError(f"kt has no {name!r}") from None
 
 
 _THIS = sys.modules[__name__]

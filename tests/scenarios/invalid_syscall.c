@@ -1,4 +1,4 @@
-/* invalid_syscall: svc with unknown numbers (the bound 4, seed-chosen
+/* invalid_syscall: svc with unknown numbers (the bound NR_SYSCALLS, seed-chosen
  * larger ones, 32-bit extremes, and x8 values whose high bits are set),
  * each with every register and NZCV filled from the seed (u_regs_svc), and
  * two valid calls whose x8 has high bits set (only w8 counts). The task
@@ -29,14 +29,14 @@ static void is_numbers(const u64 r[7], u64 nr[IS_CALLS])
 {
     nr[0] = NR_SYSCALLS;                          /* the bound itself */
     nr[1] = NR_SYSCALLS + 1;
-    nr[2] = 5 + r[0] % 996;                       /* 5..1000 */
-    nr[3] = 5 + r[1] % 996;
-    nr[4] = 5 + r[2] % 996;
-    nr[5] = (r[3] & 0xffffffffUL) | 4;            /* a random 32-bit >= 4 */
+    nr[2] = NR_SYSCALLS + 1 + r[0] % 996;         /* 5..1000 for 4 syscalls */
+    nr[3] = NR_SYSCALLS + 1 + r[1] % 996;
+    nr[4] = NR_SYSCALLS + 1 + r[2] % 996;
+    nr[5] = (r[3] & 0xffffffffUL) | NR_SYSCALLS;  /* a random 32-bit >= the bound */
     nr[6] = 0xffffffffUL;
     nr[7] = 0x80000000UL;                         /* negative as an int */
-    nr[8] = (r[4] << 32) | IS_HI | 7;             /* high bits, w8 = 7 */
-    nr[9] = (r[5] << 32) | IS_HI | (4 + r[6] % 0xfffffffcUL);
+    nr[8] = (r[4] << 32) | IS_HI | (NR_SYSCALLS + 3); /* high bits, w8 unknown */
+    nr[9] = (r[5] << 32) | IS_HI | (NR_SYSCALLS + r[6] % (IS_HI - NR_SYSCALLS));
     nr[10] = ~0UL;
     nr[IS_WRITE_HI] = (r[6] << 32) | IS_HI | SYS_WRITE;
     nr[IS_MALLOC_HI] = (r[3] << 32) | IS_HI | SYS_MALLOC;

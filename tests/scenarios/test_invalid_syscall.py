@@ -1,7 +1,7 @@
 """Judge of scenario invalid_syscall (tests/scenarios/invalid_syscall.c).
 
 The task makes 14 raw svc calls with every register and NZCV filled from
-the seed: 12 with unknown numbers (w8 >= 4, some with high bits set in x8)
+the seed: 12 with unknown numbers (w8 >= NR_SYSCALLS, some with high bits set in x8)
 and a write and a malloc whose x8 has high bits set, then a plain write.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ CALLS = 14
 WRITE_HI, MALLOC_HI = 11, 12
 HI = 1 << 32
 ENOSYS = -abi.ENOSYS
+NR = abi.NR_SYSCALLS  # the first unknown number (kernel/include/uapi/syscall.h)
 
 
 @pytest.fixture
@@ -30,14 +31,14 @@ def plan(seed, kt):
     computes them (see is_numbers() in invalid_syscall.c)."""
     d = kt.draws(seed, 7 + 32 * CALLS)
     r = d[:7]
-    nr = [4, 5, 5 + r[0] % 996, 5 + r[1] % 996, 5 + r[2] % 996,
-          (r[3] & 0xFFFFFFFF) | 4, 0xFFFFFFFF, 0x80000000,
-          ((r[4] << 32) | HI | 7) & MASK64,
-          ((r[5] << 32) | HI | (4 + r[6] % 0xFFFFFFFC)) & MASK64,
+    nr = [NR, NR + 1, NR + 1 + r[0] % 996, NR + 1 + r[1] % 996, NR + 1 + r[2] % 996,
+          (r[3] & 0xFFFFFFFF) | NR, 0xFFFFFFFF, 0x80000000,
+          ((r[4] << 32) | HI | (NR + 3)) & MASK64,
+          ((r[5] << 32) | HI | (NR + r[6] % (HI - NR))) & MASK64,
           MASK64,
-          ((r[6] << 32) | HI | 0) & MASK64,
-          ((r[3] << 32) | HI | 1) & MASK64,
-          HI | 4]
+          ((r[6] << 32) | HI | abi.SYS_WRITE) & MASK64,
+          ((r[3] << 32) | HI | abi.SYS_MALLOC) & MASK64,
+          HI | NR]
     regs_in, nzcv = [], []
     for i in range(CALLS):
         block = d[7 + 32 * i: 7 + 32 * (i + 1)]
@@ -77,7 +78,7 @@ def test_unknown_numbers_return_enosys(t, kt):
     p = plan(t.seed, kt)
     for i in filter(invalid, range(CALLS)):
         s = the_sys(t, kt, pid, i, p[0][i])
-        t.check(s.ret == ENOSYS, "syscall: an unknown number (w8 >= 4, the bound "
+        t.check(s.ret == ENOSYS, f"syscall: an unknown number (w8 >= {NR}, the bound "
                 "included) must return -ENOSYS (-38)", s,
                 detail=f"x8={s.x8:#x} (w8={s.x8 & 0xFFFFFFFF}) returned {s.ret}")
         r = kt.regs(t, pid, f"r{i}")
@@ -226,7 +227,7 @@ def test_el0_unknown_numbers_return_enosys(u, kt):
     for i in filter(invalid, range(CALLS)):
         got = el0_dump(u, kt, i)
         kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
-        u.check(kt.s64(got["x0"]) == ENOSYS, "syscall: an unknown number (w8 >= 4, the bound "
+        u.check(kt.s64(got["x0"]) == ENOSYS, f"syscall: an unknown number (w8 >= {NR}, the bound "
                 "included) must return -ENOSYS (-38)", kt.first_tagged(u, f"r{i}", 1).event,
                 detail=f"x8={p[0][i]:#x} (w8={p[0][i] & 0xFFFFFFFF}) gave x0={kt.u64(got['x0']):#x}")
 
