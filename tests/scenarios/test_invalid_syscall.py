@@ -14,6 +14,10 @@ from harness.prng import MASK64
 from harness.events import Out, PAlloc, PFree, PMove, Sys, Task
 
 SCENARIO = "invalid_syscall"
+#: every judge of this file: its route and root (harness/rules.py), an EL0 judge says its own;
+#: project rules only: the lesson's kernel hangs a task that makes an unknown syscall (it
+#: prints an error and never returns to it)
+pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",), sets=("project",))
 CALLS = 14
 WRITE_HI, MALLOC_HI = 11, 12
 HI = 1 << 32
@@ -72,6 +76,7 @@ def want_regs(t, kt, i, plan_):
     return want
 
 
+@pytest.mark.rule(weight=4)
 def test_unknown_numbers_return_enosys(t, kt):
     pid = kt.first_pid(t)
     p = plan(t.seed, kt)
@@ -110,6 +115,7 @@ def test_sys_marker_reports_w8(t, kt):
                 and s.a2 == p[1][i][2], "protocol: sys a0..a2 must be x0..x2 at entry", s)
 
 
+@pytest.mark.rule(weight=2)
 def test_unknown_numbers_change_no_other_register(t, kt):
     pid = kt.first_pid(t)
     p = plan(t.seed, kt)
@@ -179,10 +185,7 @@ AFTER_TEXT = b"plain write after the invalid calls\n"
 
 @pytest.fixture
 def u(run_el0, kt):
-    u = run_el0(SCENARIO)
-    kt.project_rules(u, "the lesson's kernel hangs a task that makes an unknown syscall "
-                        "(it prints an error and never returns to it)")
-    return u
+    return run_el0(SCENARIO)
 
 
 def el0_dump(u, kt, i):
@@ -191,6 +194,7 @@ def el0_dump(u, kt, i):
     return got if all(r in got for r in kt.REG_NAMES) else None
 
 
+@pytest.mark.rule(route="el0", needs=(), weight=4)
 def test_el0_every_call_returns(u, kt):
     """Root rule: the task gets control back after each svc."""
     p = plan(u.seed, kt)
@@ -206,21 +210,21 @@ def test_el0_every_call_returns(u, kt):
                 detail=f"call {i} (x8={p[0][i]:#x}) never returned to the task; {where}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_every_call_returns",), weight=4)
 def test_el0_unknown_numbers_return_enosys(u, kt):
     p = plan(u.seed, kt)
     for i in filter(invalid, range(CALLS)):
         got = el0_dump(u, kt, i)
-        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
         u.check(kt.s64(got["x0"]) == ENOSYS, "syscall: an unknown number (w8 >= 4, the bound "
                 "included) must return -ENOSYS (-38)", kt.first_tagged(u, f"r{i}", 1).event,
                 detail=f"x8={p[0][i]:#x} (w8={p[0][i] & 0xFFFFFFFF}) gave x0={kt.u64(got['x0']):#x}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_every_call_returns",), weight=2)
 def test_el0_unknown_numbers_change_no_other_register(u, kt):
     p = plan(u.seed, kt)
     for i in filter(invalid, range(CALLS)):
         got = el0_dump(u, kt, i)
-        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
         bad = kt.compare_regs(kt.Fact(f"r{i}", got), want_regs(u, kt, i, p))
         if kt.u64(got["sp"]) != kt.u64(got["sp0"]):
             bad.append(f"sp: expected {kt.u64(got['sp0']):#x}, got {kt.u64(got['sp']):#x}")
@@ -229,11 +233,11 @@ def test_el0_unknown_numbers_change_no_other_register(u, kt):
                 detail=f"call {i}, x8={p[0][i]:#x}: " + "; ".join(bad))
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_every_call_returns",))
 def test_el0_only_w8_counts(u, kt):
     p = plan(u.seed, kt)
     for i, what in ((WRITE_HI, "write"), (MALLOC_HI, "malloc")):
         got = el0_dump(u, kt, i)
-        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
         x0 = kt.u64(got["x0"])
         if what == "write":  # the text must have gone out (raw: the kernel's own write)
             text = p[3].decode().rstrip("\n")
@@ -249,8 +253,8 @@ def test_el0_only_w8_counts(u, kt):
                     kt.first_tagged(u, f"r{i}", 1).event, detail=f"x0={x0:#x}, expected {len(p[3])}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_every_call_returns",))
 def test_el0_task_goes_on(u, kt):
-    kt.need(el0_dump(u, kt, CALLS - 1), "the last call's return (test_el0_every_call_returns)")
     after = kt.first_tagged(u, "after", 1)
     cite, where = kt.where_stopped(u, 1)
     u.check(after is not None, "syscall: after unknown numbers the task must go on",
