@@ -660,6 +660,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     line = (f"kt rules: rule set {session.rules}, route {session.route}: {len(dropped)} judges "
             f"deselected" + (f" ({', '.join(f'{n} {w}' for w, n in sorted(counts.items()))})"
                              if counts else ""))
+    if not judges:
+        return
     config.stash[_DESELECTED] = line
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
