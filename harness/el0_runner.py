@@ -56,7 +56,6 @@ class El0Config:
     stall_cpu: float = 2.0  #: QEMU CPU seconds with no EL0 marker: the run has stalled
     stall_wall: float = 5.0  #: wall seconds of QEMU idle with no EL0 marker: stalled (an asleep guest)
     grace_cpu: float = 0.05  #: QEMU CPU seconds after the last exit before the run ends
-    rules: str = "project"  #: the rule set judged (docs/judging.md)
     replay: str = ""  #: the command that reruns a scenario ({scenario} and {seed} filled in)
 
 
@@ -137,7 +136,7 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
     if path is not None:
         save_transcript(path, lines)
     return El0Transcript(lines, parser.events, parser.noise, parser.anomalies, scenario, seed,
-                         ending, detail, rules=cfg.rules, path=path,
+                         ending, detail, path=path,
                          replay=cfg.replay.format(scenario=scenario, seed=seed), boot=boot.short)
 
 

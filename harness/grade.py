@@ -58,6 +58,7 @@ except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04): tomli is the same rea
     import tomli as tomllib  # type: ignore[no-redef]
 
 from . import jail, preflight
+from . import rules as kt_rules
 from .errors import HarnessError, InfrastructureError
 from .handin import HANDIN_FOLDER, resolve, unique_names, visible
 from .image import inspect_image
@@ -70,15 +71,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUBRIC = ROOT / "grading" / "rubric.toml"
 SUBMISSION_TIMEOUT = 900.0  #: seconds for one submission's whole child pytest (a backstop)
 STOP_GRACE = 5.0  #: seconds an interrupted child pytest gets to stop its QEMUs before SIGKILL
-SEED_PROOFS = ("test_seed_proof", "test_el0_seed_proof")  #: tests/scenarios/test_invariants.py
 STATE_FILE = "grading.json"  #: OUT's class seed, rule set, rubric hash and suite version
 STAGING = ".staging"  #: OUT/<name>/.staging: a grading in progress (junit.xml, pytest.log)
 PROBE_BYTES = 64 << 10  #: what the disk check writes to OUT after a child pytest failed
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-_NEEDS = "not judged: needs"
-#: what an EL0 run that hit the run timeout appends to every rule it fails
-#: (harness/el0_runner.py): the run was cut, so it is a RunTimeout verdict
-_EL0_TIMEOUT = "the run ended: no end within the run timeout"
 _CITED = re.compile(r"^>> +(\d+) \|", re.M)
 #: the submission's own problem when its child pytest stops with a usage error naming it
 _OWN_USAGE_ERROR = ("--submission ", "--kernel:")
@@ -112,20 +108,15 @@ class ScenarioRubric:
     points: float
     modes: tuple[str, ...]
     rule_sets: tuple[str, ...]
-    weights: dict[str, float]
 
 
 @dataclass(frozen=True)
 class Rubric:
-    path: Path
-    default_weight: float
-    scenarios: dict[str, ScenarioRubric]
-    weights: dict[str, float] = field(default_factory=dict)  #: rules of every scenario
+    """A course's scenario points (each rule's weight is on its judge:
+    harness/rules.py, read back from the JUnit properties)."""
 
-    def weight(self, scenario: str, test: str) -> float:
-        """The weight of ``test`` in ``scenario``."""
-        own = self.scenarios[scenario].weights
-        return own.get(test, self.weights.get(test, self.default_weight))
+    path: Path
+    scenarios: dict[str, ScenarioRubric]
 
     def max_score(self, mode: str, rules: str) -> float:
         """The most a submission judged in ``mode`` with ``rules`` can score."""
@@ -142,27 +133,26 @@ def load_rubric(path: Path) -> Rubric:
         data = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise GradeError(f"--rubric {path}: {e}") from None
+    if "defaults" in data:
+        raise GradeError(f"--rubric {path}: [defaults]: a rule's weight is declared on its judge now "
+                         f"(@pytest.mark.rule(weight=...), harness/rules.py), not in the rubric")
     scenarios = {}
     for name, entry in data.get("scenarios", {}).items():
+        if "weights" in entry:
+            raise GradeError(f"--rubric {path}: scenario {name}: weights: a rule's weight is declared "
+                             f"on its judge now (@pytest.mark.rule(weight=...), harness/rules.py)")
         try:
             points = float(entry["points"])
             modes = tuple(entry.get("modes", ["markers", "el0"]))
             rule_sets = tuple(entry.get("rule_sets", ["project", "lesson"]))
-            weights = {k: float(v) for k, v in entry.get("weights", {}).items()}
         except (KeyError, TypeError, ValueError) as e:
             raise GradeError(f"--rubric {path}: scenario {name}: {e!r}") from None
-        if points < 0 or any(w < 0 for w in weights.values()) or not set(modes) <= {"markers", "el0"}:
+        if points < 0 or not set(modes) <= {"markers", "el0"}:
             raise GradeError(f"--rubric {path}: scenario {name}: negative points or an unknown mode")
-        scenarios[name] = ScenarioRubric(points, modes, rule_sets, weights)
+        scenarios[name] = ScenarioRubric(points, modes, rule_sets)
     if not scenarios:
         raise GradeError(f"--rubric {path}: no [scenarios.<name>] table")
-    defaults = data.get("defaults", {})
-    try:
-        common = {k: float(v) for k, v in defaults.get("weights", {}).items()}
-        default_weight = float(defaults.get("weight", 1))
-    except (TypeError, ValueError) as e:
-        raise GradeError(f"--rubric {path}: [defaults]: {e}") from None
-    return Rubric(Path(path), default_weight, scenarios, common)
+    return Rubric(Path(path), scenarios)
 
 
 def rubric_hash(path: Path) -> str:
@@ -332,17 +322,6 @@ class ScenarioResult:
     verdict: str = ""  #: why the scenario scores 0 whatever its rules say
 
 
-def _verdict_names() -> set[str]:
-    """The names of every verdict (HarnessError and its subclasses): a
-    failure message that starts with one means the run could not be judged."""
-    found, todo = set(), [HarnessError]
-    while todo:
-        cls = todo.pop()
-        found.add(cls.__name__)
-        todo += cls.__subclasses__()
-    return found
-
-
 def _templates() -> Any:
     """The report templates in grading/ (Debian's python3-jinja2)."""
     import jinja2
@@ -456,36 +435,47 @@ def harness_exception(message: str) -> str | None:
     return None
 
 
-def score(junit: Path, rubric: Rubric, mode: str, rules: str) -> list[ScenarioResult]:
-    """Score one JUnit XML file with the rubric (module docstring of the rubric file).
-    Messages are kept as printable text (a console byte shows as ``\\xHH``)."""
+def _properties(case: ET.Element) -> dict[str, str]:
+    """A JUnit testcase's properties (the first value of each name)."""
+    found: dict[str, str] = {}
+    for prop in case.iter("property"):
+        found.setdefault(prop.get("name", ""), prop.get("value", ""))
+    return found
+
+
+#: A judge's outcome class (its kt_outcome property) -> Rule.outcome; a rule
+#: that does not apply counts neither way (not listed).
+_OUTCOMES = {kt_rules.PASSED: "passed", kt_rules.FAILED: "failed", kt_rules.VERDICT: "failed",
+             kt_rules.NOT_JUDGED: "needs"}
+
+
+def score(junit: Path, rubric: Rubric, mode: str, rule_set: str) -> list[ScenarioResult]:
+    """Score one JUnit XML file with the rubric (module docstring of the
+    rubric file), from each judge's properties (harness/rules.py): its
+    scenario, weight and outcome class; a verdict's text. Messages are kept
+    for the report only, as printable text (a console byte shows as ``\\xHH``)."""
     results = {name: ScenarioResult(name, 0.0, s.points) for name, s in rubric.scenarios.items()
-               if rubric.judged(s, mode, rules)}
-    verdicts = _verdict_names()
+               if rubric.judged(s, mode, rule_set)}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        scenario, test = _scenario_of(case)
-        if scenario not in results:
+        props = _properties(case)
+        scenario, kind = props.get(kt_rules.PROPS["scenario"]), props.get(kt_rules.PROPS["outcome"])
+        if scenario not in results or kind not in _OUTCOMES:
             continue
-        weight = rubric.weight(scenario, test)
+        result = results[scenario]
+        test = _scenario_of(case)[1]
+        try:
+            weight = float(props.get(kt_rules.PROPS["weight"], ""))
+        except ValueError:
+            weight = 1.0  # a judge always writes it; a hand-made file may not
         failure = case.find("failure") if case.find("failure") is not None else case.find("error")
         skipped = case.find("skipped")
         if failure is not None:
             message = printable_text((failure.text or failure.get("message", "")).strip())
-            results[scenario].rules.append(Rule(test, "failed", weight, message))
-            first = message.split("\n", 1)[0]
-            if first.split(":", 1)[0] in verdicts and not results[scenario].verdict:
-                results[scenario].verdict = first
-            if _EL0_TIMEOUT in message and not results[scenario].verdict:
-                results[scenario].verdict = ("RunTimeout: the run was cut by the run timeout "
-                                             "before every task exited")
-            if test in SEED_PROOFS and not results[scenario].verdict:
-                results[scenario].verdict = "the seed proof failed: seed-derived values of another run"
-        elif skipped is not None:
-            message = printable_text(skipped.get("message", ""))
-            if _NEEDS in message:
-                results[scenario].rules.append(Rule(test, "needs", weight, message))
         else:
-            results[scenario].rules.append(Rule(test, "passed", weight))
+            message = printable_text(skipped.get("message", "")) if skipped is not None else ""
+        result.rules.append(Rule(test, _OUTCOMES[kind], weight, message))
+        if kind == kt_rules.VERDICT and not result.verdict:
+            result.verdict = props.get(kt_rules.PROPS["verdict"], "") or message.split("\n", 1)[0]
     for r in results.values():
         judged = sum(rule.weight for rule in r.rules)
         passed = sum(rule.weight for rule in r.rules if rule.outcome == "passed")

@@ -27,6 +27,8 @@ from .build import ensure_built
 from .errors import HarnessError, ImageError
 from .image import CONSOLES, inspect_image
 from .judge import RuleBroken
+from . import rules as kt_rules
+from .rules import RuleError, RuleFacts
 from .prng import parse_seed
 from .qemu import DEFAULT_QEMU, MAX_SHIFT
 from .el0 import MARKER_ONLY, El0Transcript
@@ -44,7 +46,7 @@ from .transcript import Transcript
 _WORKER_SEED = "kt_seed"  # key in xdist's workerinput
 _WORKER_IMAGE = "kt_submission_image"  # the controller's ported image, for the workers
 _WORKER_SHIFT = "kt_icount_shift"  # the controller's -icount shift (calibrated once), for the workers
-RULE_SETS = ("project", "lesson")
+RULE_SETS = kt_rules.RULE_SETS
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,12 @@ class _Session:
     el0_runs: dict[tuple[str, int], El0Transcript | HarnessError] = field(default_factory=dict)
     parent: int = field(default_factory=os.getppid)  #: an xdist worker's controller
     shift_source: str = "auto: the bundled kernel's 1 kHz tick"  #: why cfg.icount_shift
+    rules: str = "project"  #: the rule set judged (a marker kernel: always the project's)
+
+    @property
+    def route(self) -> str:
+        """How this session judges: "el0" (--submission) or "markers"."""
+        return "markers" if self.el0 is None else "el0"
 
     def check_parent(self) -> None:
         """An xdist worker whose controller died starts no new QEMU: it stops."""
@@ -215,7 +223,7 @@ class _Session:
         key = (scenario, seed)
         if key not in self.el0_runs:
             try:
-                self.el0_runs[key] = run_el0(self.el0, scenario, seed, workdir)
+                self.el0_runs[key] = replace(run_el0(self.el0, scenario, seed, workdir), rules=self.rules)
             except HarnessError as e:
                 self.el0_runs[key] = e.settle()
         return self.el0_runs[key]
@@ -248,6 +256,13 @@ class _Session:
 
 _SESSION = pytest.StashKey[_Session]()
 _PATHS = pytest.StashKey[list[Path]]()
+_FACTS = pytest.StashKey[RuleFacts]()  #: a judge's facts (harness.rules), read at collection
+_VERDICT = pytest.StashKey[str]()  #: why the test's run could not be judged, if it could not
+_ROOT = pytest.StashKey[str]()  #: not judged for a needed rule: the failed rule below
+_CUT = pytest.StashKey[bool]()  #: the test judged an EL0 run cut by the run bound
+_DESELECTED = pytest.StashKey[str]()  #: the line saying what the rules deselected
+_OUTCOMES = pytest.StashKey[dict[tuple[str | None, str, str], "_Outcome"]]()
+_WORKER_DESELECTED = "kt_deselected"  # key in xdist's workeroutput
 
 
 def _path(config: pytest.Config, setting: tuple[str, str] | None, default: str) -> Path:
@@ -340,7 +355,8 @@ def _set_submission(config: pytest.Config, session: _Session, values: dict[str, 
         submission = resolve_folder(submission)[0]
     rules = values["kt_rules"][0] if values["kt_rules"] else "project"
     entry = values["kt_entry"][0] if values["kt_entry"] else ENTRY
-    el0 = El0Config(session.cfg, rules=rules, replay=_replay_hint(submission, rules, session.cfg.boot, entry))
+    session.rules = rules
+    el0 = El0Config(session.cfg, replay=_replay_hint(submission, rules, session.cfg.boot, entry))
     if values["kt_stall"] is not None:
         el0 = replace(el0, stall_cpu=values["kt_stall"][0])
     shift = values["kt_icount_shift"][0] if values["kt_icount_shift"] else None
@@ -402,7 +418,10 @@ class _ShortInterrupt:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", kt_rules.MARKER_HELP)
     config.stash[_SESSION] = _make_session(config)
+    config.stash[_OUTCOMES] = {}
+    config.pluginmanager.register(_Collected(), "kt-collected")
     if not getattr(config.option, "fulltrace", False):
         config.pluginmanager.register(_ShortInterrupt(), "kt-short-interrupt")
 
@@ -442,7 +461,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash[_SESSION]
     cfg = session.cfg
     judged = ([f"kt submission: {session.submission} (judged from EL0 markers; image {cfg.kernel}; "
-               f"rule set {session.el0.rules})"] if session.el0 is not None else [])
+               f"rule set {session.rules})"] if session.el0 is not None else [])
     return judged + [
         f"kt kernel: {_kernel_summary(session)}",
         f"kt qemu: {cfg.qemu}, boot-timeout {cfg.boot_timeout:g} s, run-cpu {cfg.run_cpu:g} s "
@@ -453,6 +472,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                           if session.shift_source[:5] != "shift" else session.shift_source),
         f"kt seed: {session.seed} ({session.seed_source}; replay with --seed {session.seed})",
         f"kt jail: {_jail_summary(cfg)}",
+        f"kt rules: rule set {session.rules}, route {session.route}: the judges of the other route "
+        "and of other rule sets are deselected, not skipped (counted after collection)",
     ]
 
 
@@ -468,11 +489,13 @@ def _record(request: pytest.FixtureRequest, session: _Session, scenario: str, se
     """JUnit properties of the test: what ran, with what, and where its
     transcript is (graders and CI read them)."""
     props = request.node.user_properties
-    props += [("kt_scenario", scenario), ("kt_seed", str(seed)), ("kt_kernel", str(session.cfg.kernel))]
+    if ("kt_scenario", scenario) not in props:  # a judge's is there from its setup
+        props.append(("kt_scenario", scenario))
+    props += [("kt_seed", str(seed)), ("kt_kernel", str(session.cfg.kernel))]
     if session.cfg.kernel.exists():
         props.append(("kt_boot", choose_boot(session.cfg).short))
     if session.el0 is not None:
-        props += [("kt_submission", str(session.submission)), ("kt_rules", session.el0.rules)]
+        props += [("kt_submission", str(session.submission)), ("kt_rules", session.rules)]
     if path is not None:
         props.append(("kt_transcript", str(path)))
 
@@ -496,7 +519,10 @@ def _runner(request: pytest.FixtureRequest, boot: Callable[[str, int], R | Harne
         if result.path is not None and result.path not in paths:
             paths.append(result.path)
         if isinstance(result, HarnessError):
+            request.node.stash[_VERDICT] = result.report().split("\n", 1)[0]
             pytest.fail(result.report(), pytrace=False)
+        if isinstance(result, El0Transcript) and result.ending == "timeout":
+            request.node.stash[_CUT] = True
         return result
 
     return run
@@ -549,12 +575,193 @@ def _one_line_failure(excinfo: ExceptionInfo[BaseException]) -> Any:
     return longrepr
 
 
+# --- rules (harness/rules.py): deselect, needs, outcomes -------------------------
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How a judge came out in this run (what a rule that needs it reads)."""
+
+    kind: str  #: harness.rules: PASSED, FAILED, NOT_JUDGED, NOT_APPLICABLE, VERDICT
+    reason: str = ""  #: a failure's first line, a skip's message
+    root: str = ""  #: not judged for a needed rule: the failed rule at the bottom
+
+
+def _key(item: pytest.Item, facts: RuleFacts, name: str | None = None) -> tuple[str | None, str, str]:
+    return kt_rules.scenario_of(item), facts.route, name or kt_rules.base_name(item)
+
+
+def _why_out(facts: RuleFacts, session: _Session, own_sets: dict[str | None, set[str]],
+             scenario: str | None) -> str | None:
+    """Why a judge is deselected in this session ("the el0 route"), or None."""
+    if facts.route != session.route:
+        return f"of the {facts.route} route"
+    sets = (facts.sets if facts.sets is not None
+            else own_sets.get(scenario, set(RULE_SETS)))
+    if session.rules not in sets:
+        return f"outside the {session.rules} rule set"
+    return None
+
+
+def _with_needs(chosen: list[pytest.Item], pool: list[pytest.Item]) -> list[pytest.Item]:
+    """``chosen`` with every test it needs (from ``pool``, the judges this
+    session may run) brought in, each in front of the first that needs it."""
+    by_key = {_key(item, item.stash[_FACTS]): item for item in pool}
+    out: list[pytest.Item] = []
+    placed: set[int] = set()
+
+    def place(item: pytest.Item) -> None:
+        if id(item) in placed:
+            return
+        placed.add(id(item))
+        facts = item.stash.get(_FACTS, None)
+        for need in facts.needs if facts is not None else ():
+            needed = by_key.get(_key(item, facts, need))
+            if needed is not None and needed is not item:
+                place(needed)
+        out.append(item)
+
+    for item in chosen:
+        place(item)
+    return out
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m and the suite's own ordering
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the judges of the other route and those outside the
+    session's rule set (reported once, not as skips); bring in what the
+    rest needs. A scenario none of whose own judges is selected is then not
+    run at all: its every-run rules follow it (sets=None)."""
+    session = config.stash[_SESSION]
+    judges = []
+    for item in config.stash.get(_COLLECTED, items):
+        try:
+            facts = kt_rules.facts_of(item)
+        except RuleError as e:
+            raise pytest.UsageError(str(e)) from None
+        if facts is not None:
+            item.stash[_FACTS] = facts
+            judges.append(item)
+    own_sets: dict[str | None, set[str]] = {}
+    for item in judges:
+        facts = item.stash[_FACTS]
+        if facts.route == session.route and facts.sets is not None:
+            own_sets.setdefault(kt_rules.scenario_of(item), set()).update(facts.sets)
+    why = {id(item): _why_out(item.stash[_FACTS], session, own_sets, kt_rules.scenario_of(item))
+           for item in judges}
+    pool = [item for item in judges if why[id(item)] is None]
+    kept = _with_needs([item for item in items if why.get(id(item)) is None], pool)
+    dropped = [item for item in items if why.get(id(item)) is not None]
+    counts: dict[str, int] = {}
+    for item in dropped:
+        counts[why[id(item)]] = counts.get(why[id(item)], 0) + 1  # type: ignore[index]
+    items[:] = kept
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    line = (f"kt rules: rule set {session.rules}, route {session.route}: {len(dropped)} judges "
+            f"deselected" + (f" ({', '.join(f'{n} {w}' for w, n in sorted(counts.items()))})"
+                             if counts else ""))
+    if not judges:
+        return
+    config.stash[_DESELECTED] = line
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_WORKER_DESELECTED] = line
+
+
+_COLLECTED = pytest.StashKey[list[pytest.Item]]()  #: every item collected, before -k deselects
+
+
+class _Collected:
+    """Keeps every collected item (before -k or -m deselect any): a needed
+    judge outside the selection is brought back from there."""
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> Generator[None, Any, None]:
+        config.stash[_COLLECTED] = list(items)
+        yield
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: the rules line from a worker (every worker collects the same)."""
+    line = getattr(node, "workeroutput", {}).get(_WORKER_DESELECTED)
+    if line is not None:
+        node.config.stash[_DESELECTED] = line
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    line = config.stash.get(_DESELECTED, None)
+    if line is not None:
+        terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A judge's facts go into its JUnit properties; a judge whose needed
+    rule failed in this run is not judged (before any fixture boots QEMU)."""
+    facts = item.stash.get(_FACTS, None)
+    if facts is None:
+        return
+    scenario = kt_rules.scenario_of(item)
+    item.user_properties += [(kt_rules.PROPS["scenario"], scenario or ""), *facts.props()]
+    outcomes = item.config.stash[_OUTCOMES]
+    for need in facts.needs:
+        got = outcomes.get(_key(item, facts, need))
+        if got is None or got.kind == kt_rules.PASSED:
+            continue  # passed, or not run in this session: judged on its own
+        if got.kind == kt_rules.NOT_APPLICABLE:
+            kt_rules.not_applicable(f"needs {need}, which does not apply here ({got.reason})")
+        item.stash[_ROOT] = got.root if got.kind == kt_rules.NOT_JUDGED else need
+        if got.root and got.root != need:
+            kt_rules.not_judged(f"needs {need}, not judged because {got.root} failed")
+        what = "failed" if got.kind != kt_rules.NOT_JUDGED else f"was not judged ({got.reason})"
+        kt_rules.not_judged(f"needs {need}, which {what}")
+
+
+def _classify(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None],
+              facts: RuleFacts) -> tuple[str, str]:
+    """(outcome class, verdict text) of a judge's setup or call report."""
+    if report.passed:
+        return kt_rules.PASSED, ""
+    if report.skipped:
+        return (kt_rules.NOT_APPLICABLE if call.excinfo is None
+                else kt_rules.kind_of_skip(call.excinfo.value)), ""
+    verdict = item.stash.get(_VERDICT, "")
+    if not verdict and item.stash.get(_CUT, False):
+        verdict = "RunTimeout: the run was cut by the run bound before every task exited"
+    if not verdict and facts.voids:
+        verdict = facts.voids
+    return (kt_rules.VERDICT, verdict) if verdict else (kt_rules.FAILED, "")
+
+
+def _settle(item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
+    """Record a judge's outcome (for the rules that need it, and as JUnit
+    properties) once its setup or call settled it."""
+    facts = item.stash.get(_FACTS, None)
+    if facts is None or report.when not in ("setup", "call") or (report.when == "setup" and report.passed):
+        return
+    kind, verdict = _classify(item, report, call, facts)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    else:
+        reason = "" if report.passed else str(getattr(report.longrepr, "reprcrash", None) and
+                                              report.longrepr.reprcrash.message or "")  # type: ignore[union-attr]
+    root = item.stash.get(_ROOT, "") if kind == kt_rules.NOT_JUDGED else ""
+    item.config.stash[_OUTCOMES][_key(item, facts)] = _Outcome(kind, reason.split("\n", 1)[0], root)
+    item.user_properties.append((kt_rules.PROPS["outcome"], kind))
+    if verdict:
+        item.user_properties.append((kt_rules.PROPS["verdict"], verdict))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """Verdicts and broken rules: the message alone, no traceback. Other
-    failures of a test that ran a scenario: a section naming the transcripts."""
+    failures of a test that ran a scenario: a section naming the transcripts.
+    A judge's outcome is recorded (harness.rules)."""
     outcome = yield
     report = outcome.get_result()
+    _settle(item, report, call)
     if report.when not in ("setup", "call") or not report.failed or call.excinfo is None:
         return
     excinfo = call.excinfo

@@ -25,6 +25,8 @@ from harness.el0 import UAfterExit, UClone, UCloned, UEvent, UExit  # noqa: F401
 from harness.events import (AllExited, Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task,
                             Tick, live_pids)
 from harness.prng import MASK64, SplitMix64
+from harness.rules import base_name, facts_of, not_applicable, not_judged  # noqa: F401 (kt.*)
+from harness.rules import scenario_of as rule_scenario
 
 REG_NAMES = [f"x{i}" for i in range(31)] + ["nzcv", "sp", "sp0"]
 PAGE_SIZE = 4096  # docs/syscalls.md: malloc's pages, clone's stacks
@@ -174,11 +176,12 @@ def merged(lines: list[Line]) -> dict[str, Any]:
 
 
 def need(cond: object, what: str) -> None:
-    """Skip a dependent rule whose precondition (judged by its own test) does
-    not hold: "not judged: needs <what>"."""
+    """Skip a rule whose precondition, a fact of this transcript no other
+    rule owns, does not hold: "not judged: needs <what>". (A rule that
+    builds on another rule says so in its marker: needs=(...).)"""
     __tracebackhide__ = True
     if not cond:
-        pytest.skip(f"not judged: needs {what}")
+        not_judged(f"needs {what}")
 
 
 def where_stopped(u: Any, tid: int) -> tuple[list[Any], str]:
@@ -260,28 +263,37 @@ def judge_el0_clones(u: Any) -> None:
     fail_with(u, el0_clone_problem(u))
 
 
+#: The EL0 root rule of a scenario that clones (test_invariants.py, one
+#: parametrized test): a rule of such a scenario names it in needs=.
+EL0_ROOT_TEST = "test_el0_clones_work"
+
+
+def _unjudged_root(request: pytest.FixtureRequest, root: str, scenario: str) -> bool:
+    """Whether the test needs ``root`` (harness.rules) but ``root`` is not
+    in this session (one file run alone): then the test judges it itself."""
+    facts = facts_of(request.node)
+    if facts is None or root not in facts.needs:
+        return False
+    return not any(base_name(item) == root and rule_scenario(item) == scenario
+                   for item in request.session.items)
+
+
 def el0_run(run_el0: Any, scenario: str, request: pytest.FixtureRequest) -> Any:
-    """The EL0 run of ``scenario`` for one test: tests other than
-    test_el0_clones_work skip when clone itself is broken (that test says so)."""
-    u = run_el0(scenario)
-    if request.node.name != "test_el0_clones_work":
-        need(el0_clone_problem(u) is None, "clone to work (test_el0_clones_work)")
-    return u
-
-
-def project_rules(u: Any, why: str) -> None:
-    """Skip a rule of this project's contract that the lesson does not teach,
-    when judging with --rules lesson."""
+    """The EL0 run of ``scenario`` for one test. A rule that needs
+    test_el0_clones_work is not judged when that failed (its marker says
+    so); when it is not in the session, the rule fails with it here."""
     __tracebackhide__ = True
-    if u.rules != "project":
-        pytest.skip(f"not judged under the lesson rule set: {why}")
+    u = run_el0(scenario)
+    if _unjudged_root(request, EL0_ROOT_TEST, scenario):
+        judge_el0_clones(u)
+    return u
 
 
 # --- root rules (marker runs) ---------------------------------------------------
 # A kernel-wide break (a child started on the wrong stack) derails every rule
 # of a scenario after it. Each scenario's first test, test_root_rules in
-# test_invariants.py, judges these; every other test of the run skips with
-# "not judged: needs ..." rather than repeating the damage as other rules.
+# test_invariants.py, judges these; every other marker rule needs it (each
+# module's pytestmark), so it is not judged rather than repeating the damage.
 
 def child_stack_problem(t: Any) -> tuple[str, list[Any], str] | None:
     """(rule, cited, detail) if a clone child did not start on its own stack
@@ -343,19 +355,14 @@ def judge_root_rules(t: Any) -> None:
 
 
 def marker_run(run_scenario: Any, scenario: str, request: pytest.FixtureRequest) -> Any:
-    """The marker run of ``scenario`` for one test: every test but
-    test_root_rules skips when a root rule is broken (that test says which),
-    or fails with the root rule when that test is not in the session."""
+    """The marker run of ``scenario`` for one test. Every marker rule needs
+    test_root_rules (each module's pytestmark): it is not judged when that
+    failed; when that test is not in the session, it fails with the root
+    rule here."""
     __tracebackhide__ = True
     t = run_scenario(scenario)
-    if getattr(request.node, "originalname", request.node.name) == ROOT_TEST:
-        return t
-    problem = root_problem(t)
-    if problem is not None:
-        root = f"{ROOT_TEST}[{scenario}]"
-        if not any(item.name == root for item in request.session.items):
-            judge_root_rules(t)  # not collected in this session (one file run): say it here
-        need(False, f"{problem[0]} ({root})")
+    if _unjudged_root(request, ROOT_TEST, scenario):
+        judge_root_rules(t)
     return t
 
 
@@ -504,14 +511,7 @@ def fmt_events(evs: Iterable[Event], limit: int = 6) -> str:
     return text + (f"\n... and {len(evs) - limit} more" if len(evs) > limit else "")
 
 
-def scenario_of(item: pytest.Item) -> str | None:
-    """The scenario a test judges: its module's SCENARIO, or the scenario it
-    is parametrized with (test_invariants.py)."""
-    callspec = getattr(item, "callspec", None)
-    for name in ("t", "u"):
-        if callspec is not None and isinstance(callspec.params.get(name), str):
-            return callspec.params[name]
-    return getattr(getattr(item, "module", None), "SCENARIO", None)
+scenario_of = rule_scenario  #: the scenario a test judges (harness.rules.scenario_of)
 
 
 #: The order scenarios are judged in, most basic first: a kernel bug shows
@@ -528,7 +528,7 @@ def _suite_rank(item: pytest.Item) -> tuple[int, int]:
     invariants every run keeps."""
     name = scenario_of(item)
     rank = SUITE_ORDER.index(name) if name in SUITE_ORDER else len(SUITE_ORDER)
-    if getattr(item, "originalname", item.name) == ROOT_TEST:
+    if base_name(item) in (ROOT_TEST, EL0_ROOT_TEST):
         return rank, 0
     return rank, 2 if item.path.name == "test_invariants.py" else 1
 

@@ -17,6 +17,8 @@ from harness import abi
 from harness.events import PMove, Sys, Task, live_pids
 
 SCENARIO = "clone_errors"
+#: every judge of this file: its route and root (harness/rules.py); an EL0 judge says its own
+pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",))
 EINVAL, EAGAIN = -abi.EINVAL, -abi.EAGAIN
 BAD = ["misaligned", "null", "user_section", "kernel", "past_ram", "free_page",
        "own_stack", "other_stack", "other_page", "full_misaligned"]
@@ -173,10 +175,10 @@ def test_table_filled(t, kt):
     kt.fail_with(t, table_full_problem(t, kt))
 
 
+@pytest.mark.rule(needs=("test_table_filled",))
 def test_table_full_is_eagain(t, kt):
     pid = kt.first_pid(t)
     limit = t.boot.nr_tasks - 1
-    kt.need(table_full_problem(t, kt) is None, "the table full at the parent's clone (test_table_filled)")
     calls = fill_calls(t, kt, pid)
     t.check(bool(calls) and calls[-1][1].ret is not None and calls[-1][1].ret < 0,
             f"clone: with all {limit} user slots holding live tasks clone must fail with "
@@ -203,9 +205,9 @@ def test_table_full_is_eagain(t, kt):
             line.event)
 
 
+@pytest.mark.rule(needs=("test_table_filled",))
 def test_einval_checked_before_eagain(t, kt):
     pid = kt.first_pid(t)
-    kt.need(table_full_problem(t, kt) is None, "the table full at the parent's clone (test_table_filled)")
     line, s = case(t, kt, pid, "full_misaligned")
     live = live_at(t, s)
     t.check(len(live) == t.boot.nr_tasks - 1, "scenario: the table must be full at this "
@@ -261,10 +263,3 @@ def test_all_pages_freed(t, kt):
     t.check(not pages.final(), "pages: when every task has exited every page must be free",
             t.end, detail=f"{len(pages.final())} pages still owned")
 
-
-
-# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
-
-def test_el0_not_judged_from_el0(run_el0):
-    """Skipped with the reason why (harness.el0.MARKER_ONLY)."""
-    run_el0(SCENARIO)

@@ -10,6 +10,9 @@ import pytest
 from harness.events import Fault, PFree
 
 SCENARIO = "el0_faults"
+#: every judge of this file: its route and root (harness/rules.py), an EL0 judge says its own;
+#: project rules only: the lesson's kernel hangs on any exception from EL0 but svc
+pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",), sets=("project",))
 KINDS = ["sysreg", "daif", "udf", "brk", "load", "sp", "pc"]
 # Exception classes (ESR_EL1.EC) each kind may raise, and what it means.
 EC = {
@@ -155,16 +158,10 @@ MAY_SURVIVE_EL0 = MAY_SURVIVE | {"load"}
 
 @pytest.fixture
 def u(run_el0, kt, request):
-    u = kt.el0_run(run_el0, SCENARIO, request)
-    kt.project_rules(u, "the lesson's kernel hangs on any exception from EL0 but svc")
-    return u
+    return kt.el0_run(run_el0, SCENARIO, request)
 
 
-def test_el0_clones_work(u, kt):
-    """Root rule: clone itself works (else every rule below is skipped)."""
-    kt.judge_el0_clones(u)
-
-
+@pytest.mark.rule(route="el0", needs=("test_el0_clones_work",))
 def test_el0_others_go_on(u, kt):
     """Root rule: after the faults, the parent and the sibling still run."""
     word = kt.draws(u.seed, 8)[7]
@@ -180,6 +177,7 @@ def test_el0_others_go_on(u, kt):
             sib.event, detail=f"word={sib['word']:#x}, the seed gives {word:#x}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_clones_work",))
 def test_el0_faulting_tasks_end(u, kt):
     for k, kind in enumerate(KINDS):
         said = kt.first_tagged(u, f"f{k}")

@@ -11,6 +11,8 @@ import pytest
 from harness.events import AllExited, Fault, Out, PFree, Switch, Sys, Tick
 
 SCENARIO = "exit_zombie"
+#: every judge of this file: its route and root (harness/rules.py); an EL0 judge says its own
+pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",))
 LATER = 20  # switches and ticks that must follow A's exit
 TURNS = 12
 
@@ -59,6 +61,7 @@ def test_exit_makes_a_zombie(t, kt):
             "zombie (switch from=<it>) or report all_exited", z, *nxt)
 
 
+@pytest.mark.rule(weight=4)
 def test_exit_never_returns(t, kt):
     a, ex, z = a_exit(t, kt)
     after = b"after-exit" in t.output(a)
@@ -67,6 +70,7 @@ def test_exit_never_returns(t, kt):
             "again (A wrote after its exit)", ex, *later[:2])
 
 
+@pytest.mark.rule(weight=4)
 def test_zombie_is_never_scheduled(t, kt):
     a, ex, z = a_exit(t, kt)
     bad = [e for e in t.after(z) if (isinstance(e, Switch) and e.to == a)
@@ -86,6 +90,7 @@ def test_scheduler_keeps_going_after_the_exit(t, kt):
             detail=f"{len(switches)} switches and {len(ticks)} ticks after the zombie")
 
 
+@pytest.mark.rule(weight=2)
 def test_zombie_pages_are_freed(t, kt):
     _, a_pages, _, _ = seed_values(t, kt)
     a, ex, z = a_exit(t, kt)
@@ -138,17 +143,13 @@ def u(run_el0, kt, request):
     return kt.el0_run(run_el0, SCENARIO, request)
 
 
-def test_el0_clones_work(u, kt):
-    """Root rule: clone itself works (else every rule below is skipped)."""
-    kt.judge_el0_clones(u)
-
-
 def el0_clones_ok(u, kt):
     """Whether both clones came back to P with a pid (judged in clone_twice)."""
     got = kt.merged(kt.tagged(u, "p", 1))
     return "a" in got and "b" in got and got["a"] > 0 and got["b"] > 0
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_clones_work",), weight=3)
 def test_el0_a_exits(u, kt):
     """Root rule: A runs its code and makes its exit call."""
     a_word, _, _, _ = seed_values(u, kt)
@@ -160,17 +161,17 @@ def test_el0_a_exits(u, kt):
             detail=f"A (task 2) did not reach its exit; {where}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_a_exits",), weight=4)
 def test_el0_exit_never_returns(u, kt):
-    kt.need(u.exited(2), "A's exit call (test_el0_a_exits)")
     ex = u.exited(2)
     later = [e for e in u.events if e.tid == 2 and e.line > ex.line]
     u.check(not later, "exit: must never return; a zombie must never run again (A ran after "
             "its exit)", ex, *later[:2])
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_a_exits",), weight=2)
 def test_el0_others_keep_running(u, kt):
     _, _, _, b_word = seed_values(u, kt)
-    kt.need(u.exited(2), "A's exit call (test_el0_a_exits)")
     ex = u.exited(2)
     b = kt.merged(kt.tagged(u, "b", 3))
     cite, where = kt.where_stopped(u, 3)
@@ -184,9 +185,9 @@ def test_el0_others_keep_running(u, kt):
             *cite, detail=where)
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_others_keep_running",), weight=3)
 def test_el0_exited_pages_come_back(u, kt):
     p = kt.merged(kt.tagged(u, "p", 1))
-    kt.need("done" in p and "sa" in p, "P to finish (test_el0_others_keep_running)")
     lines = [line for line in kt.tagged(u, "p", 1) if "again" in line.values]
     cite, where = kt.where_stopped(u, 1)
     u.check(lines and lines[0]["again"] == p["sa"], "exit: the pages of an exited task go back "
@@ -196,10 +197,11 @@ def test_el0_exited_pages_come_back(u, kt):
                     if lines else where))
 
 
+@pytest.mark.rule(route="el0", sets=("project",), needs=("test_el0_others_keep_running",), weight=3)
 def test_el0_exited_mallocd_pages_come_back(u, kt):
     """Not only the stack: every page A malloc'd is free again after its
-    exit (P mallocs until it has them all back, within 12 tries)."""
-    kt.project_rules(u, "the lesson's exit frees only the task's stack page")
+    exit (P mallocs until it has them all back, within 12 tries). Project
+    rules: the lesson's exit frees only the task's stack page."""
     p = kt.merged(kt.tagged(u, "p", 1))
     kt.need("done" in p and "sa" in p, "P to finish (test_el0_others_keep_running)")
     a_pages = [line["page"] for line in kt.tagged(u, "a", 2) if "page" in line.values]
@@ -213,19 +215,19 @@ def test_el0_exited_mallocd_pages_come_back(u, kt):
                     if lines else where))
 
 
+@pytest.mark.rule(route="el0", sets=("project",), needs=("test_el0_exited_pages_come_back",), weight=1)
 def test_el0_reused_pages_are_zeroed(u, kt):
     """A contract difference, not a lesson bug: its own rule, so it never
-    costs what a page that does not come back costs (grading/rubric.toml)."""
-    kt.project_rules(u, "the lesson's get_free_page does not promise zeroed pages")
-    p = kt.merged(kt.tagged(u, "p", 1))
+    costs what a page that does not come back costs. It needs A's page
+    really back: a kernel that never frees hands out fresh (zero) pages."""
     lines = [line for line in kt.tagged(u, "p", 1) if "again" in line.values and "nonzero" in line.values]
-    kt.need(lines and lines[0]["again"] == p.get("sa"),
-            "A's page back (test_el0_exited_pages_come_back): a fresh page proves nothing")
+    kt.need(lines, "A's page back to P (its 'p again=' line)")
     u.check(lines[0]["nonzero"] == 0, "malloc: a page freed by an exited task must be "
             "zeroed before it is handed out again", lines[0].event,
             detail=f"{lines[0]['nonzero']} non-zero words in A's old stack page")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_clones_work",))
 def test_el0_everyone_exits(u, kt):
     kt.need(el0_clones_ok(u, kt), "both clones to return to P (see clone_twice)")
     for tid in (1, 2, 3):

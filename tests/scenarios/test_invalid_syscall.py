@@ -14,6 +14,10 @@ from harness.prng import MASK64
 from harness.events import Out, PAlloc, PFree, PMove, Sys, Task
 
 SCENARIO = "invalid_syscall"
+#: every judge of this file: its route and root (harness/rules.py), an EL0 judge says its own;
+#: project rules only: the lesson's kernel hangs a task that makes an unknown syscall (it
+#: prints an error and never returns to it)
+pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",), sets=("project",))
 CALLS = 14
 WRITE_HI, MALLOC_HI = 11, 12
 HI = 1 << 32
@@ -73,6 +77,7 @@ def want_regs(t, kt, i, plan_):
     return want
 
 
+@pytest.mark.rule(weight=4)
 def test_unknown_numbers_return_enosys(t, kt):
     pid = kt.first_pid(t)
     p = plan(t.seed, kt)
@@ -111,6 +116,7 @@ def test_sys_marker_reports_w8(t, kt):
                 and s.a2 == p[1][i][2], "protocol: sys a0..a2 must be x0..x2 at entry", s)
 
 
+@pytest.mark.rule(weight=2)
 def test_unknown_numbers_change_no_other_register(t, kt):
     pid = kt.first_pid(t)
     p = plan(t.seed, kt)
@@ -180,10 +186,7 @@ AFTER_TEXT = b"plain write after the invalid calls\n"
 
 @pytest.fixture
 def u(run_el0, kt):
-    u = run_el0(SCENARIO)
-    kt.project_rules(u, "the lesson's kernel hangs a task that makes an unknown syscall "
-                        "(it prints an error and never returns to it)")
-    return u
+    return run_el0(SCENARIO)
 
 
 def el0_dump(u, kt, i):
@@ -192,6 +195,7 @@ def el0_dump(u, kt, i):
     return got if all(r in got for r in kt.REG_NAMES) else None
 
 
+@pytest.mark.rule(route="el0", needs=(), weight=4)
 def test_el0_every_call_returns(u, kt):
     """Root rule: the task gets control back after each svc."""
     p = plan(u.seed, kt)
@@ -207,11 +211,11 @@ def test_el0_every_call_returns(u, kt):
                 detail=f"call {i} (x8={p[0][i]:#x}) never returned to the task; {where}")
 
 
-def test_el0_results_come_back_in_x0(u_w8, kt):
+@pytest.mark.rule(route="el0", sets=("project", "lesson"), needs=(), weight=4)
+def test_el0_results_come_back_in_x0(u, kt):
     """Root rule of the call results (both rule sets): what the kernel
     returns replaces the caller's x0. A kernel that never stores it gives
     every call back the x0 it was made with (a malloc "returns" its draw)."""
-    u = u_w8
     p = plan(u.seed, kt)
     got = el0_dump(u, kt, MALLOC_HI)
     kt.need(got, f"call {MALLOC_HI}'s return (test_el0_every_call_returns)")
@@ -222,21 +226,21 @@ def test_el0_results_come_back_in_x0(u_w8, kt):
                    f"task passed in")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_every_call_returns",), weight=4)
 def test_el0_unknown_numbers_return_enosys(u, kt):
     p = plan(u.seed, kt)
     for i in filter(invalid, range(CALLS)):
         got = el0_dump(u, kt, i)
-        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
         u.check(kt.s64(got["x0"]) == ENOSYS, f"syscall: an unknown number (w8 >= {NR}, the bound "
                 "included) must return -ENOSYS (-38)", kt.first_tagged(u, f"r{i}", 1).event,
                 detail=f"x8={p[0][i]:#x} (w8={p[0][i] & 0xFFFFFFFF}) gave x0={kt.u64(got['x0']):#x}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_every_call_returns",), weight=2)
 def test_el0_unknown_numbers_change_no_other_register(u, kt):
     p = plan(u.seed, kt)
     for i in filter(invalid, range(CALLS)):
         got = el0_dump(u, kt, i)
-        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
         bad = kt.compare_regs(kt.Fact(f"r{i}", got), want_regs(u, kt, i, p))
         if kt.u64(got["sp"]) != kt.u64(got["sp0"]):
             bad.append(f"sp: expected {kt.u64(got['sp0']):#x}, got {kt.u64(got['sp']):#x}")
@@ -245,11 +249,11 @@ def test_el0_unknown_numbers_change_no_other_register(u, kt):
                 detail=f"call {i}, x8={p[0][i]:#x}: " + "; ".join(bad))
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_every_call_returns",))
 def test_el0_only_w8_counts(u, kt):
     p = plan(u.seed, kt)
     for i, what in ((WRITE_HI, "write"), (MALLOC_HI, "malloc")):
         got = el0_dump(u, kt, i)
-        kt.need(got, f"call {i}'s return (test_el0_every_call_returns)")
         x0 = kt.u64(got["x0"])
         if what == "write":  # the text must have gone out (raw: the kernel's own write)
             text = p[3].decode().rstrip("\n")
@@ -265,20 +269,11 @@ def test_el0_only_w8_counts(u, kt):
                     kt.first_tagged(u, f"r{i}", 1).event, detail=f"x0={x0:#x}, expected {len(p[3])}")
 
 
-@pytest.fixture
-def u_w8(run_el0):
-    """The run under either rule set: the w8 calls come first (is_order in
-    invalid_syscall.c), before any unknown number the lesson hangs on."""
-    return run_el0(SCENARIO)
-
-
-def test_el0_only_w8_names_the_call(u_w8, kt):
+@pytest.mark.rule(route="el0", sets=("lesson",), needs=(), weight=2)
+def test_el0_only_w8_names_the_call(u, kt):
     """The lesson's rule too (its el0_svc does `uxtw scno, w8`): x8 with high
     bits set and w8 = 0 is write, w8 = 1 malloc. Under the project rule set
     test_el0_only_w8_counts judges this with every register."""
-    u = u_w8
-    if u.rules == "project":
-        pytest.skip("judged under the project rule set by test_el0_only_w8_counts")
     p = plan(u.seed, kt)
     for i, what in ((WRITE_HI, "write"), (MALLOC_HI, "malloc")):
         got = el0_dump(u, kt, i)
@@ -297,8 +292,8 @@ def test_el0_only_w8_names_the_call(u_w8, kt):
                         + (f"; {text!r} was not printed" if what == "write" and not ok else "")))
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_every_call_returns",))
 def test_el0_task_goes_on(u, kt):
-    kt.need(el0_dump(u, kt, CALLS - 1), "the last call's return (test_el0_every_call_returns)")
     after = kt.first_tagged(u, "after", 1)
     cite, where = kt.where_stopped(u, 1)
     u.check(after is not None, "syscall: after unknown numbers the task must go on",

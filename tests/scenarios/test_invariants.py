@@ -29,6 +29,10 @@ def registered_scenarios() -> list[str]:
 
 
 SCENARIOS = registered_scenarios()
+#: every judge of this file: the marker route, after the root rules; judged on a scenario
+#: under the rule sets its own judges are (sets=None: harness/rules.py)
+pytestmark = pytest.mark.rule(route="markers", sets=None, needs=("test_root_rules",))
+SEED_PROOF_FAILED = "the seed proof failed: seed-derived values of another run"
 
 
 @pytest.fixture(params=SCENARIOS)
@@ -36,6 +40,7 @@ def t(request, run_scenario, kt):
     return kt.marker_run(run_scenario, request.param, request)
 
 
+@pytest.mark.rule(needs=())
 def test_root_rules(t, kt):
     """Kernel-wide rules whose break derails everything after it (a child
     started on the wrong stack): judged first for every scenario; when one
@@ -212,6 +217,7 @@ def proof_line(seed: int) -> bytes:
     return f"proof seed={seed} draw={SplitMix64(seed ^ PROOF_SALT).next():#x}\n".encode()
 
 
+@pytest.mark.rule(weight=0, voids=SEED_PROOF_FAILED)
 def test_seed_proof(t, kt):
     """A transcript recorded with another seed (a replaying forger) fails here:
     graders score such a scenario 0 (docs/grading.md)."""
@@ -232,6 +238,7 @@ def u(request, run_el0):
     return run_el0(request.param)
 
 
+@pytest.mark.rule(route="el0", needs=(), weight=0, voids=SEED_PROOF_FAILED)
 def test_el0_seed_proof(u, kt):
     """The EL0 twin of test_seed_proof: task 1's first line is the seed proof."""
     outs = u.outputs(1)
@@ -239,3 +246,18 @@ def test_el0_seed_proof(u, kt):
             "values must be this run's (its first line is the seed proof; a transcript recorded "
             "with another seed, or a kernel that garbles the program, fails here)",
             *(outs[:1] or u.events[:1]), detail=f"expected {proof_line(u.seed)!r}")
+
+
+#: The EL0 scenarios that clone, and what their root rule weighs there.
+EL0_CLONING = {"clone_twice": 4, "exit_zombie": 3, "malloc_exhaustion": 1, "regs_preserved": 1,
+               "fairness": 1, "el0_faults": 1}
+
+
+@pytest.mark.parametrize("u", [pytest.param(s, marks=pytest.mark.rule(weight=w))
+                               for s, w in EL0_CLONING.items()], indirect=True)
+@pytest.mark.rule(route="el0", needs=())
+def test_el0_clones_work(u, kt):
+    """The EL0 root rule of a scenario that clones: clone returns to the
+    parent and each child runs, on its own stack (its other EL0 rules need
+    this one: they are not judged when it fails, rather than repeat it)."""
+    kt.judge_el0_clones(u)

@@ -15,6 +15,8 @@ import pytest
 from harness.events import Out, PAlloc, PFree, PMove, Sys
 
 SCENARIO = "malloc_exhaustion"
+#: every judge of this file: its route and root (harness/rules.py); an EL0 judge says its own
+pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",))
 FAILED = -1
 SYS_MALLOC = 1
 
@@ -126,6 +128,7 @@ def test_malloc_returns_free_pool_pages(t, kt):
                 if c.lowest is not None else where)
 
 
+@pytest.mark.rule(weight=4)
 def test_exhaustion_returns_exactly_minus_one(t, kt):
     _, child, _ = pids(t, kt)
     fail = first_failure(t, kt, child)
@@ -277,11 +280,6 @@ def u(run_el0, kt, request):
     return kt.el0_run(run_el0, SCENARIO, request)
 
 
-def test_el0_clones_work(u, kt):
-    """Root rule: clone itself works (else every rule below is skipped)."""
-    kt.judge_el0_clones(u)
-
-
 def el0_child(u, kt):
     """C's report after its malloc loop (count, end, dirty, clobbered), or None."""
     got = kt.merged(kt.tagged(u, "child", 2))
@@ -303,12 +301,12 @@ def el0_exhausted(u, kt):
     judged (C never reported) or as not applicable (the budget of MAX_CALLS
     pages was reached first)."""
     got = el0_child(u, kt)
-    kt.need(got, "C's report after its malloc loop (test_el0_malloc_loop_ends)")
     if got["count"] >= MAX_CALLS:
         pytest.skip(not_observed(got))
     return got
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_clones_work",), weight=3)
 def test_el0_malloc_loop_ends(u, kt):
     """Root rule: C's malloc calls come back until one fails."""
     cite, where = kt.where_stopped(u, 2)
@@ -317,6 +315,7 @@ def test_el0_malloc_loop_ends(u, kt):
             detail=f"the exhausting child (task 2) never reported the end of its malloc loop; {where}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_malloc_loop_ends",), weight=4)
 def test_el0_exhaustion_returns_exactly_minus_one(u, kt):
     got = el0_exhausted(u, kt)
     line = kt.first_tagged(u, "child", 2)
@@ -325,9 +324,9 @@ def test_el0_exhaustion_returns_exactly_minus_one(u, kt):
             detail=f"after {got['count']} pages malloc returned {kt.u64(got['end']):#x}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_exhaustion_returns_exactly_minus_one",))
 def test_el0_keeps_returning_minus_one(u, kt):
     got = el0_exhausted(u, kt)
-    kt.need(got["end"] == kt.u64(FAILED), "exhaustion (test_el0_exhaustion_returns_exactly_minus_one)")
     extra = 2 + kt.draws(u.seed, 1)[0] % 4
     again = kt.tagged(u, "again", 2)
     cite, where = kt.where_stopped(u, 2)
@@ -338,20 +337,19 @@ def test_el0_keeps_returning_minus_one(u, kt):
                    + ", ".join(f"{kt.u64(a['ret']):#x}" for a in again))
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_malloc_loop_ends",), weight=3)
 def test_el0_pages_are_distinct_and_writable(u, kt):
     """Judged on every page C got, whether or not the pool ran out."""
     got = el0_child(u, kt)
-    kt.need(got, "C's report after its malloc loop (test_el0_malloc_loop_ends)")
     u.check(got["clobbered"] == 0, "malloc: each page must be a distinct page of memory the "
             "task can write (every page keeps what its owner wrote)", kt.tagged(u, "child", 2)[-1].event,
             detail=f"{got['clobbered']} of {got['count']} pages lost their stamp: handed out twice, "
                    f"or not writable memory")
 
 
+@pytest.mark.rule(route="el0", sets=("project",), needs=("test_el0_malloc_loop_ends",))
 def test_el0_pages_are_zeroed(u, kt):
-    kt.project_rules(u, "the lesson's get_free_page does not promise zeroed pages")
     got = el0_child(u, kt)  # judged on the pages got, exhausted or not
-    kt.need(got, "C's report after its malloc loop (test_el0_malloc_loop_ends)")
     u.check(got["dirty"] == 0, "malloc: every page must be filled with zeros",
             kt.tagged(u, "child", 2)[-1].event, detail=f"{got['dirty']} pages were not")
     for line in kt.tagged(u, "page0", 3) + kt.tagged(u, "page1", 3):
@@ -360,10 +358,10 @@ def test_el0_pages_are_zeroed(u, kt):
                 detail=f"{line['nonzero']} non-zero words")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_exhaustion_returns_exactly_minus_one",))
 def test_el0_still_writes_after_exhaustion(u, kt):
     """Precondition: exhaustion itself (a write with pages left proves nothing)."""
     got = el0_exhausted(u, kt)
-    kt.need(got["end"] == kt.u64(FAILED), "exhaustion (test_el0_exhaustion_returns_exactly_minus_one)")
     lines = [line for line in kt.tagged(u, "child", 2) if "wrote" in line.values]
     cite, where = kt.where_stopped(u, 2)
     u.check(bool(lines), "malloc: the kernel must stay healthy after exhaustion (the task "
@@ -373,13 +371,13 @@ def test_el0_still_writes_after_exhaustion(u, kt):
                 lines[0].event, detail=f"returned {lines[0]['wrote']}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_exhaustion_returns_exactly_minus_one",))
 def test_el0_exited_pages_come_back(u, kt):
     got = el0_exhausted(u, kt)
-    kt.need(got["end"] == kt.u64(FAILED), "exhaustion (test_el0_exhaustion_returns_exactly_minus_one)")
     clone = [line for line in kt.tagged(u, "child", 2) if "clone" in line.values]
-    kt.need(clone, "C's clone of G after exhaustion (test_el0_still_writes_after_exhaustion)")
+    kt.need(clone, "C's clone of G after exhaustion (its 'child g_stack=' line)")
     if not 0 < clone[0]["clone"] < 1 << 31:
-        pytest.skip("not judged here: this kernel's clone failed with the pool empty (its task "
+        kt.not_applicable("this kernel's clone failed with the pool empty (its task "
                     "structs come from the pool: the project contract's 'clone never fails for "
                     "want of memory' is judged from kernel markers only); exit_zombie judges that "
                     "an exited task's pages come back")

@@ -15,6 +15,8 @@ import pytest
 from harness.events import Out, Switch, Sys, Task, Tick
 
 SCENARIO = "regs_preserved"
+#: every judge of this file: its route and root (harness/rules.py); an EL0 judge says its own
+pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",))
 HOLDS = 2  # regs_hold.h: RP_HOLDS
 SETS = 6   # write, malloc, parent a, sibling a, parent b, sibling b
 #: registers each hold keeps (regs_hold.S): set a uses x0/x1, set b x16/x17
@@ -114,6 +116,7 @@ def holders(t, kt):
     return [(parent, 0), (kids[0], 1)]
 
 
+@pytest.mark.rule(weight=3)
 def test_preemption_keeps_registers(t, kt):
     """Judged only if every hold spanned a preemption (or saw a change)."""
     p = plan(t.seed, kt)
@@ -138,6 +141,7 @@ def hold_window(t, kt, pid, tag):
     return (before[-1] if before else None), dump
 
 
+@pytest.mark.rule(weight=2)
 def test_holds_are_preempted(t, kt):
     """Each hold waited for the partner, so the timer interrupted it and
     the scheduler switched away and back; the program saw the partner run."""
@@ -176,11 +180,6 @@ def u(run_el0, kt, request):
     return kt.el0_run(run_el0, SCENARIO, request)
 
 
-def test_el0_clones_work(u, kt):
-    """Root rule: clone itself works (else every rule below is skipped)."""
-    kt.judge_el0_clones(u)
-
-
 def el0_regs(u, kt, tag, tid, *more):
     """The register dump ``tag`` of task ``tid`` (a Fact), or None."""
     lines = kt.tagged(u, tag, tid)
@@ -200,6 +199,7 @@ EL0_DUMPS = [("write", 1), ("malloc", 1)] + [(f"hold{h}{i}", tid) for tid in (1,
                                               for h, i in hold_tags()]
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_clones_work",))
 def test_el0_calls_return(u, kt):
     """Root rule: each svc and each hold comes back with a register dump."""
     for tag, tid in EL0_DUMPS:
@@ -210,10 +210,10 @@ def test_el0_calls_return(u, kt):
                 detail=f"task {tid} never printed its '{tag}' dump; {where}")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_calls_return",))
 def test_el0_write_keeps_registers(u, kt):
     p = plan(u.seed, kt)
     r = el0_regs(u, kt, "write", 1)
-    kt.need(r, "the write's return (test_el0_calls_return)")
     if u.rules == "project":
         u.check(r["x0"] == len(p[2]), "write: must return the number of bytes written in x0",
                 r.events[0], detail=f"x0={kt.u64(r['x0']):#x}, expected {len(p[2])}")
@@ -221,10 +221,10 @@ def test_el0_write_keeps_registers(u, kt):
              "x0 (x1..x30, sp and NZCV kept)", "write")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_calls_return",))
 def test_el0_malloc_keeps_registers(u, kt):
     p = plan(u.seed, kt)
     r = el0_regs(u, kt, "malloc", 1)
-    kt.need(r, "the malloc's return (test_el0_calls_return)")
     u.check(kt.u64(r["x0"]) % kt.PAGE_SIZE == 0 and kt.u64(r["x0"]) != 0, "malloc: must return "
             "a page address in x0", r.events[0], detail=f"x0={kt.u64(r['x0']):#x}")
     el0_kept(u, kt, r, want(p, 1, kt.SYS_MALLOC), "syscall: a malloc must change no register "
@@ -241,12 +241,12 @@ def el0_holds(u, kt):
     return found
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_calls_return",), weight=3)
 def test_el0_preemption_keeps_registers(u, kt):
     """Every register held through every preemption; judged only on holds
     that spanned one (the partner ran: saw=2) or saw a register change."""
     p = plan(u.seed, kt)
     holds = el0_holds(u, kt)
-    kt.need(holds, "the holds' dumps (test_el0_calls_return)")
     for tid, tag, r in holds:
         bad = hold_problem(kt, r, want_held(p, tag[4], tid - 1), f"task {tid} in its hold {tag}")
         u.check(not bad, HOLD_RULE, r.events[0], detail=bad)
@@ -255,11 +255,11 @@ def test_el0_preemption_keeps_registers(u, kt):
             f"(test_el0_holds_are_preempted): {len(spanned)} of {len(EL0_DUMPS) - 2} did")
 
 
+@pytest.mark.rule(route="el0", needs=("test_el0_calls_return",), weight=2)
 def test_el0_holds_are_preempted(u, kt):
     """Each hold ended because the partner ran while this task held its
     registers (saw=2): the timer preempted a task busy at EL0."""
     holds = el0_holds(u, kt)
-    kt.need(len(holds) == len(EL0_DUMPS) - 2, "every hold's dump (test_el0_calls_return)")
     kt.need(all(r["broke"] == -1 for _, _, r in holds),
             "registers that survive (test_el0_preemption_keeps_registers)")
     for tid, tag, r in holds:

@@ -12,6 +12,8 @@ from harness import abi
 from harness.events import AllExited, End, Out, Sys
 
 SCENARIO = "write_checks"
+#: every judge of this file: its route and root (harness/rules.py); an EL0 judge says its own
+pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",))
 EFAULT, EINVAL = -abi.EFAULT, -abi.EINVAL
 MARKER = b"\n@KT 99 end count=99 reason=all_exited\n"
 FORMAT = b"%s%n%x%d%p%%\n"
@@ -209,10 +211,3 @@ def test_output_goes_to_the_writer(t, kt):
     t.check(c.sys.ret == len(v["child"]), "write: must return the number of bytes written",
             c.sys)
 
-
-
-# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
-
-def test_el0_not_judged_from_el0(run_el0):
-    """Skipped with the reason why (harness.el0.MARKER_ONLY)."""
-    run_el0(SCENARIO)

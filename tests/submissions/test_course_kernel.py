@@ -79,7 +79,7 @@ def test_the_course_kernels_slice_sets_the_shift_and_its_runs_end(course_image: 
     shift 10, ~3 M instructions a slice. exit_zombie, which at shift 0 needs
     ~100 s of QEMU and stalled in the 2 s window, then ends with every task
     exited, and a rerun gives the same bytes."""
-    base = El0Config(RunConfig(kernel=course_image), rules="lesson")
+    base = El0Config(RunConfig(kernel=course_image))
     found = calibrate(base, tmp_path)
     assert found.shift == 10 and found.slice_ns is not None, found.describe()
     assert 2.5e9 < found.slice_ns < 3.5e9, found.describe()

@@ -25,7 +25,7 @@ LESSON = ROOT / "fixtures" / "lesson5"
 VARIANTS_DIR = ROOT / "fixtures" / "lesson5-variants"
 TIMEOUT_S = 300
 STALL_S = "1"  # the fixture ticks every 2 ms of guest time: 1 s of QEMU CPU is many ticks
-CLONE_ROOT = "tests/scenarios/test_{}.py::test_el0_clones_work"
+CLONE_ROOT = "tests/scenarios/test_invariants.py::test_el0_clones_work[{}]"  # one parametrized root
 CLONING = ["clone_twice", "el0_faults", "exit_zombie", "fairness", "malloc_exhaustion",
            "regs_preserved"]
 WRITE_COUNT = "write: must return the number of bytes written"
