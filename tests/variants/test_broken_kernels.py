@@ -140,6 +140,13 @@ VARIANTS = [
             "KernelStalled: run: when the last user task has exited the kernel must say all_exited"),
     Variant("idle_instead_of_recharge", SUITE,
             "KernelStalled: scheduling: the idle task may run only when no user task is runnable"),
+    # Rule classes a round of realistic bugs found unjudged (issue 15).
+    Variant("write_truncates_pointer", "tests/scenarios/test_write_checks.py",
+            "rule broken: write: a pointer whose high 32 bits are not 0 is not user memory"),
+    Variant("write_rejects_other_tasks_page", "tests/scenarios/test_write_checks.py",
+            "rule broken: write: a string on a page another live task owns is user memory"),
+    Variant("user_section_end_word_slack", "tests/scenarios/test_write_checks.py",
+            "rule broken: write: user_end, the first byte past the user section, is not user memory"),
 ]
 
 
