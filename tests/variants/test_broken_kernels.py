@@ -145,6 +145,8 @@ VARIANTS = [
             "rule broken: write: a pointer whose high 32 bits are not 0 is not user memory"),
     Variant("write_rejects_other_tasks_page", "tests/scenarios/test_write_checks.py",
             "rule broken: write: a string on a page another live task owns is user memory"),
+    Variant("zombie_reaped_from_the_top", "tests/scenarios/test_invariants.py",
+            "rule broken: exit: when clone reuses a zombie's slot it must be the lowest-index zombie slot"),
     Variant("user_section_end_word_slack", "tests/scenarios/test_write_checks.py",
             "rule broken: write: user_end, the first byte past the user section, is not user memory"),
 ]
