@@ -147,6 +147,14 @@ VARIANTS = [
             "rule broken: write: a string on a page another live task owns is user memory"),
     Variant("zombie_reaped_from_the_top", "tests/scenarios/test_invariants.py",
             "rule broken: exit: when clone reuses a zombie's slot it must be the lowest-index zombie slot"),
+    Variant("child_slice_zero", "tests/scenarios/test_fairness.py",
+            "rule broken: clone: the child gets its caller's priority and a fresh time slice (2 ticks: "
+            "when the running task's slice is used up"),
+    Variant("child_slice_fixed_short", "tests/scenarios/test_fairness.py",
+            "rule broken: clone: the child gets its caller's priority and a fresh time slice (2 ticks, "
+            "the boot marker's priority)"),
+    Variant("switch_charges_incoming_task", "tests/scenarios/test_fairness.py",
+            "rule broken: scheduling: a task switched in must not be charged a tick it did not run"),
     Variant("user_section_end_word_slack", "tests/scenarios/test_write_checks.py",
             "rule broken: write: user_end, the first byte past the user section, is not user memory"),
 ]
