@@ -38,6 +38,30 @@ def both_running(t, kt, kids):
     return kt.between(t, start, end)
 
 
+RATE_SLACK = 1.25  # measured ticks within expected / 1.25 - 1 .. expected * 1.25 + 1
+
+
+def test_tick_rate_is_the_announced_hz(t, kt):
+    """Under -icount an instruction is 2**shift ns of guest time, so the
+    ticks during the first task's spin of a known count of instructions
+    (alone: every tick is its own) must be what the boot marker's hz says."""
+    kt.need(t.icount_shift is not None, "guest time (-icount: this run is in real time)")
+    pid = kt.first_pid(t)
+    lines = kt.facts_lines(t, pid, "rate")
+    if len(lines) != 2 or "turns" not in lines[0].values:
+        t.fail("the scenario's task must report its timed spin ('rate turns=..', 'rate done')",
+               *kt.last_events_of(t, pid, 1), detail=f"pid {pid} printed {len(lines)} rate lines")
+    spin = kt.between(t, lines[0].event, lines[1].event)
+    ticks = [e for e in spin if isinstance(e, Tick)]
+    insns = 2 * lines[0]["turns"]
+    want = insns * (1 << t.icount_shift) * t.boot.hz / 1e9
+    t.check(want / RATE_SLACK - 1 <= len(ticks) <= want * RATE_SLACK + 1,
+            f"timer: the tick rate must be the boot marker's hz ({t.boot.hz} ticks a second of "
+            "guest time)", lines[0].event, lines[1].event,
+            detail=f"{len(ticks)} ticks during {insns} instructions at -icount shift "
+                   f"{t.icount_shift} ({insns * (1 << t.icount_shift) / 1e6:g} ms of guest time): "
+                   f"{want:g} expected")
+
 def test_both_compute_correctly(t, kt):
     d = kt.draws(t.seed, 4)
     for k, pid in enumerate(children(t, kt)):

@@ -155,6 +155,8 @@ VARIANTS = [
             "the boot marker's priority)"),
     Variant("switch_charges_incoming_task", "tests/scenarios/test_fairness.py",
             "rule broken: scheduling: a task switched in must not be charged a tick it did not run"),
+    Variant("timer_ignores_cntfrq", "tests/scenarios/test_fairness.py",
+            "rule broken: timer: the tick rate must be the boot marker's hz"),
     Variant("user_section_end_word_slack", "tests/scenarios/test_write_checks.py",
             "rule broken: write: user_end, the first byte past the user section, is not user memory"),
 ]
