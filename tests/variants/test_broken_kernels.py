@@ -157,6 +157,8 @@ VARIANTS = [
             "rule broken: scheduling: a task switched in must not be charged a tick it did not run"),
     Variant("timer_ignores_cntfrq", "tests/scenarios/test_fairness.py",
             "rule broken: timer: the tick rate must be the boot marker's hz"),
+    Variant("malloc_preemptible_before_marking", "tests/scenarios/test_malloc_race.py",
+            "rule broken: malloc: two tasks must never get the same page"),
     Variant("user_section_end_word_slack", "tests/scenarios/test_write_checks.py",
             "rule broken: write: user_end, the first byte past the user section, is not user memory"),
 ]
