@@ -49,6 +49,7 @@ _NEEDS_BOOT_MARKER = ("not judged from EL0: this scenario's bad pointers, stacks
 MARKER_ONLY: dict[str, str] = {
     "clone_errors": _NEEDS_BOOT_MARKER,
     "write_checks": _NEEDS_BOOT_MARKER,
+    "malloc_race": "not judged from EL0: its race is judged from the kernel's page markers",
     "demo": "not judged from EL0: the demo is the bundled kernel's own program",
 }
 

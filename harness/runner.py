@@ -405,7 +405,8 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
 
     try:
         status = _converse(cfg, argv, jail, console, parser, lines, on_line, script)
-        transcript = Transcript(lines, parser, exit_code=status.code, path=path, kernel=cfg.kernel)
+        transcript = Transcript(lines, parser, exit_code=status.code, path=path, kernel=cfg.kernel,
+                                icount_shift=cfg.icount_shift if cfg.deterministic else None)
         if transcript.end.reason == "panic":
             panics = transcript.of(Panic)
             raise KernelPanic(panics[-1] if panics else None, transcript.end)

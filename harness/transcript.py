@@ -24,13 +24,16 @@ class Transcript:
 
     def __init__(self, lines: Sequence[str], parser: Parser, *,
                  exit_code: int | None = None, path: Path | None = None,
-                 kernel: Path | None = None) -> None:
+                 kernel: Path | None = None, icount_shift: int | None = None) -> None:
         self.lines: list[str] = list(lines)
         self.events: list[Event] = list(parser.events)
         self.noise: Sequence[Noise] = parser.noise  # a NoiseLines: compact, equal to a list of Noise
         self.exit_code = exit_code
         self.path = path
         self.kernel = kernel  #: the image that ran (named in the replay hint)
+        #: QEMU's -icount shift for this run (2**N guest ns an instruction), None
+        #: when unknown (a loaded file) or in real time: what guest time a judge can rely on
+        self.icount_shift = icount_shift
         last = len(self.lines)
         if not self.events:
             raise ProtocolError(last, "no marker at all: this is not a test-mode transcript")

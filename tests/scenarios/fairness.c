@@ -7,6 +7,11 @@
  * The judge (test_fairness.py) recomputes the values and checks that both
  * children are switched in repeatedly and that their progress interleaves.
  *
+ * Before cloning, the first task, alone, spins FA_RATE_TURNS turns of a
+ * 2-instruction loop between two lines ("rate turns=.." and "rate done"):
+ * the judge counts the ticks in between against the boot marker's hz
+ * (under -icount an instruction is a fixed slice of guest time).
+ *
  * Seed draws, in order: for child 0 then child 1: start, step. */
 #include "ulib.h"
 
@@ -14,6 +19,7 @@
 #define FA_TURNS 100000UL      /* additions a chunk (~0.3 M instructions) */
 #define FA_MAX_CHUNKS 1000UL   /* bound for a kernel that never switches */
 #define FA_WAIT_MAX 50000000UL /* bound on a wait for child 0 (a kernel that never switches) */
+#define FA_RATE_TURNS 5000000UL /* u_spin turns timed in ticks: 10 M instructions, 10 ticks at 1 kHz, shift 0 */
 
 static u64 fa_start[2], fa_step[2];
 static volatile unsigned long fa_chunks[2]; /* chunks each child has done */
@@ -87,6 +93,9 @@ USER_SCENARIO(fairness)
         fa_start[k] = u_rng_next(&rng);
         fa_step[k] = u_rng_next(&rng);
     }
+    u_printf("rate turns=%lu\n", FA_RATE_TURNS);
+    u_spin(FA_RATE_TURNS);
+    u_printf("rate done\n");
     for (unsigned long k = 0; k < 2; k++) {
         if (k == 1)
             fa_midslice();

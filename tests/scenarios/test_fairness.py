@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.events import Out, Switch, Sys, Tick
+from harness.events import Out, Switch, Sys, Task, Tick
 
 SCENARIO = "fairness"
 #: every judge of this file: its route and root (harness/rules.py); an EL0 judge says its own
@@ -39,6 +39,30 @@ def both_running(t, kt, kids):
     end = min(ends, key=lambda e: e.seq) if ends else None
     return kt.between(t, start, end)
 
+
+RATE_SLACK = 1.25  # measured ticks within expected / 1.25 - 1 .. expected * 1.25 + 1
+
+
+def test_tick_rate_is_the_announced_hz(t, kt):
+    """Under -icount an instruction is 2**shift ns of guest time, so the
+    ticks during the first task's spin of a known count of instructions
+    (alone: every tick is its own) must be what the boot marker's hz says."""
+    kt.need(t.icount_shift is not None, "guest time (-icount: this run is in real time)")
+    pid = kt.first_pid(t)
+    lines = kt.facts_lines(t, pid, "rate")
+    if len(lines) != 2 or "turns" not in lines[0].values:
+        t.fail("the scenario's task must report its timed spin ('rate turns=..', 'rate done')",
+               *kt.last_events_of(t, pid, 1), detail=f"pid {pid} printed {len(lines)} rate lines")
+    spin = kt.between(t, lines[0].event, lines[1].event)
+    ticks = [e for e in spin if isinstance(e, Tick)]
+    insns = 2 * lines[0]["turns"]
+    want = insns * (1 << t.icount_shift) * t.boot.hz / 1e9
+    t.check(want / RATE_SLACK - 1 <= len(ticks) <= want * RATE_SLACK + 1,
+            f"timer: the tick rate must be the boot marker's hz ({t.boot.hz} ticks a second of "
+            "guest time)", lines[0].event, lines[1].event,
+            detail=f"{len(ticks)} ticks during {insns} instructions at -icount shift "
+                   f"{t.icount_shift} ({insns * (1 << t.icount_shift) / 1e6:g} ms of guest time): "
+                   f"{want:g} expected")
 
 def test_both_compute_correctly(t, kt):
     d = kt.draws(t.seed, 4)
@@ -121,6 +145,62 @@ def priority(t, kt):
     return t.boot.priority
 
 
+def test_switched_in_task_is_not_charged(t, kt):
+    """A task is charged only the ticks that interrupt it: switched in with
+    its counter (a fresh child's `priority`, or `priority` after a
+    recharge), it runs that many ticks. Every slice short by the same
+    count, a fresh child's first one too, is a tick charged at switch-in."""
+    prio = priority(t, kt)
+    got = [(pid, n, began, ended) for pid in children(t, kt) for n, began, ended in slices(t, pid)]
+    lengths = {n for _, n, _, _ in got}
+    if len(lengths) == 1 and len(got) > 2 and min(lengths) < prio:
+        pid, n, began, ended = got[0]
+        t.fail("scheduling: a task switched in must not be charged a tick it did not run (a "
+               f"slice is its counter's {prio} ticks, each one a tick that interrupted it)",
+               began, ended, detail=f"all {len(got)} slices of the children, each one's first "
+               f"included, lasted {n} ticks; priority {prio}")
+
+
+def counters_replayed(t, prio):
+    """The contract's counters, replayed from the markers: a task starts
+    with `prio`, each tick that interrupts it takes one, it is switched out
+    only at 0, and when every live counter is 0 all are recharged to
+    counter / 2 + prio. Yields (tick, pid, counters, never_run) at each
+    tick that used up pid's slice while pid ran on (no switch followed)."""
+    counter: dict[int, int] = {}
+    ran: set[int] = set()
+    for i, e in enumerate(t.events):
+        if isinstance(e, Task) and e.state == "new":
+            counter[e.pid] = prio
+        elif isinstance(e, Task) and e.state == "zombie":
+            counter.pop(e.pid, None)
+        elif isinstance(e, Switch):
+            if e.from_ in counter:
+                counter[e.from_] = 0
+            if counter and not any(counter.values()):
+                counter = {p: prio for p in counter}
+            ran.add(e.to)
+        elif isinstance(e, Tick) and e.pid in counter:
+            counter[e.pid] = max(counter[e.pid] - 1, 0)
+            nxt = t.events[i + 1] if i + 1 < len(t.events) else None
+            if counter[e.pid] == 0 and not (isinstance(nxt, Switch) and nxt.from_ == e.pid):
+                yield e, e.pid, dict(counter), {p for p in counter if p not in ran}
+                counter = {p: (c >> 1) + prio for p, c in counter.items()}
+
+
+def test_fresh_child_runs_before_a_used_up_slice(t, kt):
+    """A child's fresh slice is `priority` ticks, more than a task whose
+    slice is used up: when its parent's slice ends the child must be run,
+    not the parent again after a recharge."""
+    prio = priority(t, kt)
+    for tick, pid, counter, fresh in counters_replayed(t, prio):
+        waiting = sorted(p for p in fresh if p != pid and counter[p] > 0)
+        t.check(not waiting, "clone: the child gets its caller's priority and a fresh time "
+                f"slice ({prio} ticks: when the running task's slice is used up, a child that has "
+                "not run yet must run before it)", kt.new_of(t, waiting[0]) if waiting else tick,
+                tick, detail=f"pid {pid}'s slice ended (tick n={tick.n}) and pid {pid} ran on; "
+                f"child {waiting[:1]} had not run yet")
+
 def test_child_starts_with_a_fresh_slice(t, kt):
     """A new child's first slice is a whole one: `priority` ticks (it
     inherits its parent's priority, not what is left of its counter)."""
@@ -131,9 +211,13 @@ def test_child_starts_with_a_fresh_slice(t, kt):
                 "(switch away right after its tick)", *kt.last_events_of(t, pid, 1),
                 detail=f"pid {pid} was never switched out by a tick")
         n, began, ended = got[0]
-        t.check(n == prio, "clone: the child gets its caller's priority and a fresh time "
-                f"slice ({prio} ticks, the boot marker's priority)", began, ended,
-                detail=f"pid {pid}'s first slice lasted {n} ticks")
+        later = {m for m, _, _ in got[1:]}
+        # As long as its later slices: every slice short alike is a charge at switch-in
+        # (test_switched_in_task_is_not_charged), not the child's counter.
+        t.check(n == prio or later == {n}, "clone: the child gets its caller's priority and a "
+                f"fresh time slice ({prio} ticks, the boot marker's priority)", began, ended,
+                detail=f"pid {pid}'s first slice lasted {n} ticks, its later ones "
+                f"{sorted(later)}")
 
 
 def test_time_slice_is_priority_ticks(t, kt):

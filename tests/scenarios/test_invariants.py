@@ -191,6 +191,25 @@ def test_zombie_slot_reused_only_when_none_unused(t, kt):
             used -= 1
 
 
+def test_lowest_zombie_slot_is_reaped(t, kt):
+    """docs/syscalls.md: when clone needs a slot and none is unused, the
+    lowest-index zombie slot is reused. Markers name pids, not slots, so the
+    slots are replayed: a new task takes the lowest unused slot (the table
+    is empty at start), a reaped zombie frees its own."""
+    slots: list[int | None] = [None] * (t.boot.nr_tasks - 1)  # user slots 1..nr_tasks-1
+    zombies: set[int] = set()
+    for e in t.of(Task):
+        if e.state == "new" and None in slots:
+            slots[slots.index(None)] = e.pid
+        elif e.state == "zombie":
+            zombies.add(e.pid)
+        elif e.state == "reaped" and e.pid in slots:
+            held = [(i + 1, pid) for i, pid in enumerate(slots) if pid in zombies]
+            t.check(held[0][1] == e.pid, "exit: when clone reuses a zombie's slot it must be the "
+                    "lowest-index zombie slot", e, detail=f"pid {e.pid} (slot {slots.index(e.pid) + 1}) "
+                    f"was reaped; zombie slots then: " + ", ".join(f"slot {i} pid {p}" for i, p in held))
+            slots[slots.index(e.pid)] = None
+
 def test_run_ends_cleanly(t, kt):
     """The last task's exit ends the run: all_exited, then end
     reason=all_exited, then QEMU exits with code 0."""

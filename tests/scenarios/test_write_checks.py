@@ -22,6 +22,8 @@ NOT_USER = ["null", "kernel", "past_ram", "wrap", "free_page", "off_page"]
 TOO_LONG = ["cap_first", "long", "max_plus1"]
 TAIL = b"last user byte\n"  # write_checks.c WC_TAIL_TEXT: its NUL is user_end - 1
 PAST_USER = ["user_end"]  # starts at user_end: -EFAULT
+HIGH_TEXT = b"high bits\n"  # write_checks.c wc_high
+OTHER_TEXT = b"on another task's page\n"  # write_checks.c WC_OTHER_TEXT
 
 
 @pytest.fixture
@@ -44,8 +46,9 @@ def seed_values(seed, kt):
     fill = ord("a") + g.next() % 26
     parent = f"parent says {g.next():#x}\n".encode()
     child = f"child says {g.next():#x}\n".encode()
+    high = g.next() >> 32 | 1
     return dict(strings=strings, off_len=off_len, fit_len=fit_len, fill=fill,
-                parent=parent, child=child)
+                parent=parent, child=child, high=high)
 
 
 class Call:
@@ -122,9 +125,9 @@ def test_too_long_is_einval(t, kt):
 def test_failed_writes_write_nothing(t, kt):
     pid = kt.first_pid(t)
     for case in NOT_USER + PAST_USER + TOO_LONG:
-        c = Call(t, kt, pid, case)
-        t.check(not c.outs, "write: a failing write must write nothing (no out marker)",
-                *c.outs, c.sys, detail=f"case {case}")
+        c = Call(t, kt, pid, case)  # one that did not fail is its own test's rule
+        t.check(c.sys.ret >= 0 or not c.outs, "write: a failing write must write nothing (no out "
+                "marker)", *c.outs, c.sys, detail=f"case {case}")
 
 
 def test_write_max_exactly(t, kt):
@@ -210,4 +213,47 @@ def test_output_goes_to_the_writer(t, kt):
     c = Call(t, kt, child, "child_text")
     t.check(c.sys.ret == len(v["child"]), "write: must return the number of bytes written",
             c.sys)
+
+
+@pytest.mark.rule(weight=2)
+def test_high_bits_are_not_user_memory(t, kt):
+    """A pointer whose low 32 bits are a user string but whose high 32 bits
+    are not 0 is not user memory: the whole 64-bit pointer is checked."""
+    pid = kt.first_pid(t)
+    v = seed_values(t.seed, kt)
+    c = Call(t, kt, pid, "high_bits")
+    low = kt.u64(c.addr) & 0xffffffff
+    if kt.u64(c.addr) >> 32 != v["high"]:
+        t.fail("scenario write_checks: the high_bits pointer must carry the seed's high 32 bits",
+               c.line.event, detail=f"s={kt.u64(c.addr):#x}, expected high bits {v['high']:#x}")
+    t.check(c.sys.ret == EFAULT and c.user_ret == EFAULT and not c.outs,
+            "write: a pointer whose high 32 bits are not 0 is not user memory, even when its low "
+            "32 bits are a user string: it must get -EFAULT (-14) and write nothing",
+            c.sys, *c.outs[:1], c.line.event,
+            detail=f"s={kt.u64(c.addr):#x} (low 32 bits {low:#x}: the string {HIGH_TEXT!r}): "
+            f"kernel ret={c.sys.ret}, task saw {c.user_ret}, wrote {c.data()!r}")
+
+
+@pytest.mark.rule(weight=2)
+def test_another_live_tasks_page_is_user_memory(t, kt):
+    """A string on a pool page that another live task owns is user memory
+    (docs/syscalls.md: any task's page, not only the caller's)."""
+    parent = kt.first_pid(t)
+    kids = kt.children_of(t, parent)
+    t.check(len(kids) == 1, "clone: the parent's clone must succeed",
+            *t.of(Sys, pid=parent, nr=kt.SYS_CLONE))
+    c = Call(t, kt, kids[0], "child_other")
+    page = kt.u64(c.addr) & ~(t.boot.page_size - 1)
+    owner = kt.Pages(t).before(c.sys).get(page)
+    zombie = kt.zombie_of(t, parent)
+    if owner != parent or (zombie is not None and zombie.seq < c.sys.seq):
+        t.fail("scenario write_checks: the child's child_other string must lie on a page its "
+               "live parent owns", c.sys, *([zombie] if zombie else []),
+               detail=f"s={kt.u64(c.addr):#x}: page {page:#x} owned by {owner}, parent {parent}")
+    t.check(c.sys.ret == len(OTHER_TEXT) and c.user_ret == len(OTHER_TEXT)
+            and c.data() == OTHER_TEXT,
+            "write: a string on a page another live task owns is user memory and must be written",
+            c.sys, *c.outs[:1], c.line.event,
+            detail=f"pid {kids[0]} wrote s={kt.u64(c.addr):#x} on page {page:#x} of pid {parent}: "
+            f"kernel ret={c.sys.ret}, task saw {c.user_ret}, wrote {c.data()!r}")
 

@@ -17,7 +17,12 @@
  * Seed draws, in order: four strings s0..s3 of lengths 0, 1 + d % 50,
  * 50 + d % 200, 200 + d % 600 (each length draw followed by one draw per
  * byte: 0x20 + d % 95); off_len (1 + d % 1000), fit_len (1 + d % 1000),
- * fill (a letter 'a' + d % 26), parent_word, child_word. */
+ * fill (a letter 'a' + d % 26), parent_word, child_word, high (the high
+ * 32 bits of the "high_bits" pointer: d >> 32 | 1, never 0).
+ *
+ * The child also writes a string that lies on Q, a page its parent owns
+ * and, waiting for the child, still owns: another live task's page is
+ * user memory too. */
 #include "ulib.h"
 
 #define WC_WRITE_MAX 1024UL /* docs: write_max announced at boot */
@@ -29,6 +34,13 @@ static const char wc_marker[] = "\n@KT 99 end count=99 reason=all_exited\n";
 static const char wc_format[] = "%s%n%x%d%p%%\n";
 static char wc_all[256];      /* every byte value 1..255, then NUL */
 static u64 wc_child_word;
+static const char wc_high[] = "high bits\n";
+static const char *wc_other;      /* a string on a page the parent owns */
+static volatile int wc_child_done; /* the child has made its writes */
+
+#define WC_OTHER_TEXT "on another task's page\n"
+#define WC_OTHER_AT 512UL          /* its offset in the parent's page */
+#define WC_CHILD_WAIT 50000000UL   /* bound on the parent's wait (a kernel that never switches) */
 
 #define WC_TAIL_SIZE 16 /* kernel/linker.ld USER_TAIL_SIZE */
 #define WC_TAIL_TEXT "last user byte\n"
@@ -46,6 +58,23 @@ static long wc_try(const char *name, const char *s)
     return ret;
 }
 
+/* write(user_end) with a NUL stored at user_end for the call, whatever
+ * byte the kernel keeps there (put back right after). */
+static void wc_try_user_end(const char *end)
+{
+    u64 at = (u64)end;
+    volatile char *byte;
+    char kept;
+
+    __asm__("" : "+r"(at)); /* past wc_tail on purpose: hide it from the bounds check */
+    byte = (volatile char *)at;
+    kept = *byte;
+
+    *byte = '\0';
+    wc_try("user_end", end);
+    *byte = kept;
+}
+
 /* The child writes its own text and a marker look-alike. */
 static long wc_child(unsigned long arg)
 {
@@ -55,6 +84,9 @@ static long wc_child(unsigned long arg)
     u_snprintf(text, sizeof(text), "child says 0x%lx\n", wc_child_word);
     wc_try("child_text", text);
     wc_try("child_marker", wc_marker);
+    if (wc_other)
+        wc_try("child_other", wc_other);
+    wc_child_done = 1;
     return 0;
 }
 
@@ -63,6 +95,7 @@ USER_SCENARIO(write_checks)
     static const unsigned long base[4] = { 0, 1, 50, 200 }, span[4] = { 1, 50, 200, 600 };
     struct u_rng rng;
     unsigned long off_len, fit_len;
+    u64 high;
     char fill, name[4] = { 's', '0', 0, 0 };
     char *p, *q;
 
@@ -82,17 +115,20 @@ USER_SCENARIO(write_checks)
     fill = (char)('a' + u_rng_next(&rng) % 26);
     u_snprintf(wc_text, sizeof(wc_text), "parent says 0x%lx\n", u_rng_next(&rng));
     wc_child_word = u_rng_next(&rng);
+    high = u_rng_next(&rng) >> 32 | 1;
 
     /* Not user memory. */
     wc_try("null", (const char *)0);
     wc_try("kernel", (const char *)0x80000UL);
     wc_try("past_ram", (const char *)0x7f000000UL);
     wc_try("wrap", (const char *)0xfffffffffffffff0UL);
+    /* Low 32 bits a user string, high 32 bits not 0: not user memory. */
+    wc_try("high_bits", (const char *)((u64)wc_high | high << 32));
 
     /* The user section's edges: its last byte is the tail's NUL; user_end
      * (the first byte past it) is not user memory. */
     wc_try("user_last", wc_tail);
-    wc_try("user_end", wc_tail + WC_TAIL_SIZE);
+    wc_try_user_end(wc_tail + WC_TAIL_SIZE);
 
     p = u_malloc();
     u_printf("page p=0x%lx\n", (u64)p);
@@ -134,7 +170,16 @@ USER_SCENARIO(write_checks)
     wc_try("all_bytes", wc_all);
     wc_try("format", wc_format);
 
+    /* Another live task's page: the child writes a string on Q (or P). */
+    {
+        char *other = (q == p + U_PAGE_SIZE ? q : p) + WC_OTHER_AT;
+        u_copy(other, WC_OTHER_TEXT, sizeof(WC_OTHER_TEXT));
+        wc_other = other;
+    }
+
     /* Attribution: the child's text is the child's, the parent's the parent's. */
     u_printf("clone ret=%ld\n", u_clone(wc_child, 0, u_malloc()));
+    for (unsigned long turns = 0; !wc_child_done && turns < U_WAIT(WC_CHILD_WAIT); turns++)
+        continue; /* the parent, Q's owner, stays alive until the child wrote */
     wc_try("parent_text", wc_text);
 }

@@ -140,6 +140,27 @@ VARIANTS = [
             "KernelStalled: run: when the last user task has exited the kernel must say all_exited"),
     Variant("idle_instead_of_recharge", SUITE,
             "KernelStalled: scheduling: the idle task may run only when no user task is runnable"),
+    # Rule classes a round of realistic bugs found unjudged (issue 15).
+    Variant("write_truncates_pointer", "tests/scenarios/test_write_checks.py",
+            "rule broken: write: a pointer whose high 32 bits are not 0 is not user memory"),
+    Variant("write_rejects_other_tasks_page", "tests/scenarios/test_write_checks.py",
+            "rule broken: write: a string on a page another live task owns is user memory"),
+    Variant("zombie_reaped_from_the_top", "tests/scenarios/test_invariants.py",
+            "rule broken: exit: when clone reuses a zombie's slot it must be the lowest-index zombie slot"),
+    Variant("child_slice_zero", "tests/scenarios/test_fairness.py",
+            "rule broken: clone: the child gets its caller's priority and a fresh time slice (2 ticks: "
+            "when the running task's slice is used up"),
+    Variant("child_slice_fixed_short", "tests/scenarios/test_fairness.py",
+            "rule broken: clone: the child gets its caller's priority and a fresh time slice (2 ticks, "
+            "the boot marker's priority)"),
+    Variant("switch_charges_incoming_task", "tests/scenarios/test_fairness.py",
+            "rule broken: scheduling: a task switched in must not be charged a tick it did not run"),
+    Variant("timer_ignores_cntfrq", "tests/scenarios/test_fairness.py",
+            "rule broken: timer: the tick rate must be the boot marker's hz"),
+    Variant("malloc_preemptible_before_marking", "tests/scenarios/test_malloc_race.py",
+            "rule broken: malloc: two tasks must never get the same page"),
+    Variant("user_section_end_word_slack", "tests/scenarios/test_write_checks.py",
+            "rule broken: write: user_end, the first byte past the user section, is not user memory"),
 ]
 
 
