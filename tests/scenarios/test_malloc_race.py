@@ -60,9 +60,3 @@ def test_mallocs_meet_at_slice_ends(t, kt):
             detail=f"the children's mallocs changed hands {turns} times (at least {MIN_TURNS} "
                    "expected)")
 
-
-# --- judged from EL0 facts (--submission: a kernel that emits no markers) -----
-
-def test_el0_not_judged_from_el0(run_el0):
-    """Skipped with the reason why (harness.el0.MARKER_ONLY)."""
-    run_el0(SCENARIO)
