@@ -32,14 +32,14 @@ from .rules import RuleError, RuleFacts
 from .prng import parse_seed
 from .qemu import DEFAULT_QEMU, MAX_SHIFT
 from .el0 import MARKER_ONLY, El0Transcript
-from .calibrate import calibrate
+from .calibrate import announced, calibrate
 from .el0_runner import El0Config, run_el0
 from .errors import KernelSilent
 from .jail import own_image, unavailable
 from .handin import resolve_folder
 from .port import ENTRY, SYMBOL, PortError, port_tree
 from .text import printable
-from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_boot, choose_console,
+from .runner import (DEFAULT_KERNEL, boot_marker, TRANSCRIPT_DIR, RunConfig, choose_boot, choose_console,
                      parse_seconds, run_scenario)
 from .transcript import Transcript
 
@@ -312,7 +312,25 @@ def _make_session(config: pytest.Config) -> _Session:
         _set_submission(config, session, values)
     elif values["kt_icount_shift"] is not None and values["kt_icount_shift"][0] is not None:
         session.set_shift(values["kt_icount_shift"][0], "--icount-shift")
+    elif workerinput is not None:
+        session.set_shift(workerinput[_WORKER_SHIFT], "from the xdist controller")
+    elif values["kt_kernel"] is not None and cfg.deterministic:
+        _calibrate_markers(session)
     return session
+
+
+def _calibrate_markers(session: _Session) -> None:
+    """A marker kernel named by --kernel: one boot reads the tick rate and
+    slice its boot marker announces, and the -icount shift follows
+    (harness.calibrate.announced). A kernel that announces nothing keeps
+    the default; its tests say why it cannot be judged."""
+    try:
+        boot = boot_marker(session.cfg)
+    except HarnessError:
+        return
+    if boot is not None:
+        found = announced(boot.hz, boot.priority)
+        session.set_shift(found.shift, found.describe())
 
 
 def _check_jail(values: dict[str, Any], kernel: Path, unsafe: bool) -> None:
@@ -431,9 +449,9 @@ def pytest_configure_node(node: Any) -> None:
     """xdist: every worker runs the controller's seed (and its ported image)."""
     session = node.config.stash[_SESSION]
     node.workerinput[_WORKER_SEED] = session.seed
+    node.workerinput[_WORKER_SHIFT] = session.cfg.icount_shift
     if session.el0 is not None:
         node.workerinput[_WORKER_IMAGE] = str(session.cfg.kernel)
-        node.workerinput[_WORKER_SHIFT] = session.cfg.icount_shift
 
 
 def _kernel_summary(session: _Session) -> str:

@@ -31,7 +31,7 @@ from typing import TypeVar
 from .boot import BOOTS, BootMode, boot_mode
 from .errors import (CommandRejected, HarnessError, InfrastructureError, KernelDied, KernelPanic,
                      KernelSilent, KernelStalled, OutputFlood, RunTimeout, killed_from_outside)
-from .events import CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName, Tick
+from .events import Boot, CommandError, End, Event, ListEnd, Panic, Ready, ScenarioName, Tick
 from .floods import NOISE_BYTES, NOISE_LINES, STORM_TICKS, FloodWatch
 from .image import ImageInfo, inspect_image
 from .prng import check_seed
@@ -421,6 +421,17 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
 
 def list_scenarios(cfg: RunConfig, on_line: LineSink | None = None) -> list[str]:
     """Boot, send ``list``, and return the scenario names the kernel has."""
+    return [e.name for e in _listed(cfg, on_line) if isinstance(e, ScenarioName)]
+
+
+def boot_marker(cfg: RunConfig) -> Boot | None:
+    """Boot, send ``list``, and return the kernel's boot marker (what it
+    announces: tick rate, slice, pool...), or None if it printed none."""
+    return next((e for e in _listed(cfg, None) if isinstance(e, Boot)), None)
+
+
+def _listed(cfg: RunConfig, on_line: LineSink | None) -> list[Event]:
+    """The events of one boot that answers ``list``."""
     argv, console = prepare(cfg)
     jail = jailed(cfg, argv)
     lines: list[str] = []
@@ -431,4 +442,4 @@ def list_scenarios(cfg: RunConfig, on_line: LineSink | None = None) -> list[str]
     except HarnessError as e:
         e.lines = lines
         raise
-    return [e.name for e in parser.events if isinstance(e, ScenarioName)]
+    return list(parser.events)

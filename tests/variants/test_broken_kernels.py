@@ -187,9 +187,11 @@ def test_rules_doc_is_complete() -> None:
     assert not unlisted, f"judges docs/rules.md does not list: {unlisted}"
 
 
-def build_variant(variant: Variant, work: Path) -> Path:
-    """Copy the kernel sources to work/, apply the variant's patch, build the
-    test image there and return its path. Fails with the tool's output."""
+def build_variant(variant: Variant, work: Path, patch: Path | None = None) -> Path:
+    """Copy the kernel sources to work/, apply the variant's patch (or
+    ``patch``), build the test image there and return its path. Fails with
+    the tool's output."""
+    patch = variant.patch if patch is None else patch
     for item in ("Makefile", "kernel", "tests/scenarios"):
         src = ROOT / item
         dst = work / item
@@ -201,10 +203,10 @@ def build_variant(variant: Variant, work: Path) -> Path:
     if (ROOT / "build" / "config").exists():  # reuse objects: make rebuilds what the patch touches
         shutil.copytree(ROOT / "build", work / "build", ignore=shutil.ignore_patterns(
             "transcripts", "bench", "bad-images", "demo", "*.img", "*.elf", "junit.xml"))
-    applied = subprocess.run(["git", "apply", "-p1", str(variant.patch)], cwd=work,
+    applied = subprocess.run(["git", "apply", "-p1", str(patch)], cwd=work,
                              capture_output=True, text=True)
     assert applied.returncode == 0, (
-        f"{variant.patch.name} no longer applies to kernel/ (regenerate it from a "
+        f"{patch.name} no longer applies to kernel/ (regenerate it from a "
         f"deliberately broken kernel with `git diff kernel`):\n{applied.stderr}")
     built = subprocess.run(["make", "-j2", "build/kernel8-test.img"], cwd=work,
                            capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
