@@ -421,24 +421,24 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
 
 def list_scenarios(cfg: RunConfig, on_line: LineSink | None = None) -> list[str]:
     """Boot, send ``list``, and return the scenario names the kernel has."""
-    return [e.name for e in _listed(cfg, on_line) if isinstance(e, ScenarioName)]
+    return [e.name for e in _booted(cfg, on_line, lambda conv: conv.command("list", ListEnd))
+            if isinstance(e, ScenarioName)]
 
 
 def boot_marker(cfg: RunConfig) -> Boot | None:
-    """Boot, send ``list``, and return the kernel's boot marker (what it
+    """Boot to the ready marker and return the kernel's boot marker (what it
     announces: tick rate, slice, pool...), or None if it printed none."""
-    return next((e for e in _listed(cfg, None) if isinstance(e, Boot)), None)
+    return next((e for e in _booted(cfg, None, lambda conv: None) if isinstance(e, Boot)), None)
 
 
-def _listed(cfg: RunConfig, on_line: LineSink | None) -> list[Event]:
-    """The events of one boot that answers ``list``."""
+def _booted(cfg: RunConfig, on_line: LineSink | None, script: Callable[[_Conversation], object]) -> list[Event]:
+    """The events of one boot that runs ``script`` once the kernel is ready."""
     argv, console = prepare(cfg)
     jail = jailed(cfg, argv)
     lines: list[str] = []
     parser = Parser()
     try:
-        _converse(cfg, argv, jail, console, parser, lines, on_line,
-                  lambda conv: conv.command("list", ListEnd))
+        _converse(cfg, argv, jail, console, parser, lines, on_line, script)
     except HarnessError as e:
         e.lines = lines
         raise

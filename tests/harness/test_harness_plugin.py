@@ -36,8 +36,14 @@ def session(pytester: pytest.Pytester, fake_qemu: FakeQemu, make_image: Callable
         # and would take a separate PATH argument for a test path.
         return pytester.runpytest_subprocess(
             "-p", "harness.plugin", f"--qemu={fake_qemu.path}", f"--kernel={image}",
-            "--boot-timeout", "0.5", *args, timeout=120)
+            "--boot-timeout", "0.5", *(() if AUTO_SHIFT in args else SHIFT),
+            *(a for a in args if a != AUTO_SHIFT), timeout=120)
     return run
+
+#: these sessions count QEMU boots: a fixed shift skips the one boot that
+#: reads a --kernel's boot marker to choose it (test_marker_shift_* below)
+SHIFT = ("--icount-shift", "0")
+AUTO_SHIFT = "(auto shift)"  #: a session argument: leave the shift to the plugin
 
 
 def test_header_shows_the_settings_and_the_seed(session: Callable[..., pytest.RunResult],
@@ -47,9 +53,19 @@ def test_header_shows_the_settings_and_the_seed(session: Callable[..., pytest.Ru
         rf"kt kernel: {re.escape(str(make_image()))} \(console mini: image note\)",
         r"kt qemu: .*qemu-system-aarch64, boot-timeout 0.5 s, run-cpu 30 s \(QEMU CPU time: guest "
         r"progress\), run-timeout 300 s \(wall-clock safety net\), deterministic on",
-        r"kt icount: shift 0 \(auto: the bundled kernel's 1 kHz tick\)",
+        r"kt icount: shift 0 \(--icount-shift\)",
         r"kt seed: 42 \(--seed; replay with --seed 42\)",
     ])
+
+
+def test_marker_shift_is_read_from_the_boot_marker(session: Callable[..., pytest.RunResult],
+                                                   fake_qemu: FakeQemu) -> None:
+    """A --kernel session boots once to read the tick rate its boot marker
+    announces, and chooses the -icount shift from it (harness.calibrate)."""
+    result = session({"test_a": "def test_a(): pass"}, "--seed", "42", AUTO_SHIFT)
+    result.stdout.re_match_lines([r"kt icount: shift 0 \(the kernel's time slice is .* announced by "
+                                  r"its boot marker: hz=1000 .*\)"])
+    assert fake_qemu.boots() == 1
 
 
 def test_random_seed_is_shown_for_replay(session: Callable[..., pytest.RunResult]) -> None:
