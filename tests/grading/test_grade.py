@@ -92,7 +92,10 @@ def test_broken_kernels_lose_the_scenario_they_break(graded) -> None:
     assert per["zombie"]["exit_zombie"]["score"] < per["zombie"]["exit_zombie"]["max_score"]
     assert "exit: must never return" in per["zombie"]["exit_zombie"]["output"]
     assert per["zombie"]["fairness"]["score"] == per["zombie"]["fairness"]["max_score"]
-    assert per["hangs"]["invalid_syscall"]["score"] == 0
+    # it keeps only the rules judged before its first unknown number (w8 alone names the
+    # call, the result comes back in x0): the root rule and all that needs it are lost
+    hangs = per["hangs"]["invalid_syscall"]
+    assert hangs["score"] < hangs["max_score"] / 2, hangs
     assert "must get control back after svc" in per["hangs"]["invalid_syscall"]["output"]
     assert 0 < results(out, "hangs")["score"] < results(out, "lesson")["score"]
 
