@@ -3,14 +3,18 @@
     python -m harness.bench [--kernel IMG] [--runs N] [--seed N] [--scenario NAME ...]
                             [--realtime] [--no-suite] [--no-floods]
 
-For each scenario: the median wall time of a run through the harness
-(spawn on a pty, parse, save) next to a bare run of the same QEMU command
-driven by a minimal reader (wait for ``ready``, send the command, read to
-the end, no parsing) on a pty as the harness uses: the difference is the
-harness's overhead per run. A bare run on pipes is shown too: QEMU writes
-each UART byte with its own write(), which costs more on a terminal than on
-a pipe, so output-heavy scenarios pay for the pty itself. The
-floor is QEMU raspi3b's own boot-to-exit on an image that exits at once
+First, per scenario, QEMU's cost as a ratio to a bare boot: the CPU time
+QEMU (and its jail) used for one run through the harness, over that of a
+boot of the same kernel that runs no scenario (QEMU started, read to the
+``ready`` marker, stopped); median of --runs, target at most 3x each (issue
+15). Then for each scenario: the median wall time of a run through the
+harness (spawn on pipes, parse, save) next to a bare run of the same QEMU
+command driven by a minimal reader (wait for ``ready``, send the command,
+read to the end, no parsing) on pipes as the harness uses: the difference
+is the harness's overhead per run. A bare run on a pty is shown too (what
+the harness used before): QEMU writes each UART byte with its own write(),
+which costs far more on a terminal than on a pipe. The floor is QEMU
+raspi3b's own boot-to-exit on an image that exits at once
 (fixtures/images/exit.S). Then the wall time of the whole suite
 (``pytest tests/scenarios``), serially and with ``-n 2``, and the time to
 judge the lesson-style kernel fixtures/lesson5 from EL0 (``--submission``:
@@ -65,8 +69,8 @@ from .jail import JAIL_ENV, unavailable
 from .errors import HarnessError
 from .grade import honest_copy
 from .prng import parse_seed
-from .qemu import qemu_argv
-from .runner import DEFAULT_KERNEL, RunConfig, list_scenarios, prepare, run_scenario
+from .qemu import Qemu, qemu_argv
+from .runner import DEFAULT_KERNEL, RunConfig, jailed, list_scenarios, prepare, run_scenario
 
 FLOOR_IMAGE = "build/bad-images/exit.img"
 GRADE_N = 20  #: submissions per grading figure
@@ -79,6 +83,47 @@ HOSTILE = {"tickstorm": "ticks forever, no progress", "noise": "'ab' lines forev
            "el0noise": "'ab' lines after the EL0 start"}  #: build/bad-images/<name>.img
 PEAK_DIR = "KT_BENCH_PEAK_DIR"  #: env: where each pytest process of a measured session notes its peak
 PEAK_BOUND_MIB = 200  #: what a pytest process may peak at (issue 8; tests/harness asserts it)
+RATIO_TARGET = 3.0  #: a scenario's QEMU CPU time over a bare boot's, at most (issue 15)
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every reaped child so far (a jailed
+    QEMU is reaped by its bwrap, which the harness reaps: both counted)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _bare_boot_cpu(cfg: RunConfig) -> float:
+    """QEMU CPU seconds of a boot that runs no scenario: started as the
+    harness starts it (jailed as cfg says), read to ``ready``, stopped."""
+    argv, _ = prepare(cfg)
+    before = _children_cpu()
+    with Qemu(argv, cfg.max_output, jail=jailed(cfg, argv)) as qemu:
+        deadline = time.monotonic() + TIMEOUT
+        while (line := qemu.read_line(deadline)) is not None and not line.endswith(" ready"):
+            pass
+    return _children_cpu() - before
+
+
+def _run_cpu(cfg: RunConfig, scenario: str, seed: int) -> float:
+    """QEMU CPU seconds of one run of ``scenario`` through the harness."""
+    before = _children_cpu()
+    run_scenario(cfg, scenario, seed)
+    return _children_cpu() - before
+
+
+def _ratios(cfg: RunConfig, names: list[str], seed: int, runs: int) -> None:
+    """Print each scenario's QEMU CPU time as a ratio to a bare boot's (module docstring)."""
+    bare = statistics.median(_bare_boot_cpu(cfg) for _ in range(runs))
+    print(f"QEMU CPU time per run over a bare boot's ({bare * 1000:.0f} ms: started, read to ready, "
+          f"stopped; median of {runs}; target <= {RATIO_TARGET:g}x)")
+    worst = 0.0
+    for name in names:
+        cpu = statistics.median(_run_cpu(cfg, name, seed) for _ in range(runs))
+        worst = max(worst, cpu / bare)
+        flag = "" if cpu / bare <= RATIO_TARGET else "   over the target"
+        print(f"  {name:<20}{cpu * 1000:>8.0f} ms {cpu / bare:>6.1f}x{flag}")
+    print(f"  worst: {worst:.1f}x\n")
 
 
 def _median_ms(runs: int, once: Callable[[], object]) -> float:
@@ -350,23 +395,24 @@ def main(argv: list[str] | None = None) -> int:
           f"(median of {args.runs})\n")
     _jail_figures(cfg, args.seed, args.runs)
     names = args.scenario or list_scenarios(cfg)
+    _ratios(cfg, names, args.seed, args.runs)
     print(f"mode: {'deterministic (-icount)' if args.deterministic else 'real time'}, seed {args.seed}")
     print("harness run: through the harness; bare: the same QEMU command read by a minimal "
-          "driver\n(pty, as the harness uses; pipe, to show what the terminal itself costs)")
-    print(f"{'scenario':<20}{'harness run':>13}{'bare, pty':>12}{'overhead':>11}"
-          f"{'bare, pipe':>13}{'markers':>9}")
+          "driver\n(pipe, as the harness uses; pty, to show what a terminal would cost)")
+    print(f"{'scenario':<20}{'harness run':>13}{'bare, pipe':>13}{'overhead':>11}"
+          f"{'bare, pty':>12}{'markers':>9}")
     overheads = []
     for name in names:
         events = len(run_scenario(cfg, name, args.seed).events)  # warm up, and check it runs
         harness = _median_ms(args.runs, lambda: run_scenario(cfg, name, args.seed))
         command = f"run {name} {args.seed}\n".encode()
-        bare = _median_ms(args.runs, lambda: _bare_run(qemu_cmd, command, on_pty=True))
-        piped = _median_ms(args.runs, lambda: _bare_run(qemu_cmd, command, on_pty=False))
+        bare = _median_ms(args.runs, lambda: _bare_run(qemu_cmd, command, on_pty=False))
+        on_pty = _median_ms(args.runs, lambda: _bare_run(qemu_cmd, command, on_pty=True))
         overheads.append(harness - bare)
-        print(f"{name:<20}{harness:>10.1f} ms{bare:>9.1f} ms{harness - bare:>8.1f} ms"
-              f"{piped:>10.1f} ms{events:>9}")
+        print(f"{name:<20}{harness:>10.1f} ms{bare:>10.1f} ms{harness - bare:>8.1f} ms"
+              f"{on_pty:>9.1f} ms{events:>9}")
     print(f"\nharness overhead per run: median {statistics.median(overheads):.1f} ms, "
-          f"max {max(overheads):.1f} ms (harness run minus bare run on a pty); "
+          f"max {max(overheads):.1f} ms (harness run minus bare run on pipes); "
           f"floor {floor:.1f} ms")
     if not args.no_suite:
         mode = [] if args.deterministic else ["--realtime"]

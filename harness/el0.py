@@ -34,6 +34,7 @@ from .events import Noise, NoiseLines, select
 from .judge import Cited, RuleBroken, format_failure
 from .prng import LINETAG_DIGITS, MASK64, line_tag
 from .quoting import QUOTED_BODY, unquote
+from .transcript import Judged
 
 PREFIX = "@KU "
 PROTO = 2  #: EL0 marker grammar version (kernel/user/kt/el0.c's KT_PROTO)
@@ -226,7 +227,7 @@ E = TypeVar("E", bound=UEvent)
 
 
 @dataclass
-class El0Transcript:
+class El0Transcript(Judged):
     """One run judged from EL0 facts.
 
     ``ending`` says how the run ended: ``all_exited`` (every task the
@@ -303,12 +304,6 @@ class El0Transcript:
         message = format_failure(self.lines, rule, cited, detail, self.path, self.scenario, self.seed,
                                  replay=self.replay or None, rules=self.rules, boot=self.boot or None)
         raise RuleBroken(message, rule, detail, cited, self.path)
-
-    def check(self, cond: object, rule: str, *cited: Cited, detail: str = "") -> None:
-        """``fail(rule, *cited, detail=detail)`` unless ``cond`` is true."""
-        __tracebackhide__ = True
-        if not cond:
-            self.fail(rule, *cited, detail=detail)
 
 
 def patch_image(image: Path, out: Path, scenario: str, seed: int) -> Path:

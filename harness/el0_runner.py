@@ -37,12 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .el0 import FIRST_TID, El0Parser, El0Transcript, UEvent, patch_image
-from .errors import HarnessError, KernelSilent, ProtocolError, killed_from_outside
+from .errors import HarnessError, KernelSilent, ProtocolError
 from .floods import FloodWatch
 from .image import inspect_image
-from .qemu import OutputLimit, Qemu, ReadTimeout, find_qemu, qemu_argv
-from .runner import (RunConfig, asleep, choose_boot, choose_console, flooded, jailed, safety_net,
-                     save_transcript, transcript_path)
+from .qemu import Qemu, ReadTimeout, find_qemu, qemu_argv
+from .runner import (ConsoleSession, RunConfig, asleep, choose_boot, choose_console, jailed, safety_net,
+                     transcript_path)
 
 POLL = 0.05  #: seconds between two looks at QEMU's CPU time while the console is quiet
 
@@ -120,31 +120,23 @@ def run_el0(cfg: El0Config, scenario: str, seed: int, workdir: Path) -> El0Trans
         raise
     directory = cfg.run.transcript_dir
     path = None if directory is None else transcript_path(directory, scenario, seed)
-    lines: list[str] = []
+    parser = El0Parser(seed)
+    floods = FloodWatch(None, cfg.run.noise_lines, cfg.run.noise_bytes, marker="EL0 marker")
+    session = ConsoleSession(cfg.run, argv, jail, path, parser.feed, floods)
     try:
-        with Qemu(argv, cfg.run.max_output, jail=jail) as qemu:
-            try:
-                ending, detail = _read(qemu, cfg, console, lines, parser := El0Parser(seed), scenario, seed)
-            except OutputLimit:
-                raise flooded(qemu, lines) from None
-    except HarnessError as e:
-        e.lines = lines
-        e.path = None if path is None else save_transcript(path, lines)
-        raise
+        ending, detail = session.run(lambda s: _read(s, cfg, console, parser, scenario, seed))
     finally:
         image.unlink(missing_ok=True)
-    if path is not None:
-        save_transcript(path, lines)
-    return El0Transcript(lines, parser.events, parser.noise, parser.anomalies, scenario, seed,
+    return El0Transcript(session.lines, parser.events, parser.noise, parser.anomalies, scenario, seed,
                          ending, detail, path=path,
                          replay=cfg.replay.format(scenario=scenario, seed=seed), boot=boot.short)
 
 
-def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str],
+def _read(session: ConsoleSession, cfg: El0Config, console: tuple[str, str],
           parser: El0Parser, scenario: str, seed: int) -> tuple[str, str]:
     """Read the console until the run ends; return (ending, detail)."""
+    qemu = session.qemu
     watch = _Watch()
-    floods = FloodWatch(None, cfg.run.noise_lines, cfg.run.noise_bytes, marker="EL0 marker")
     t0 = time.monotonic()
     cpu0 = qemu.cpu_seconds()
     started = False
@@ -181,14 +173,9 @@ def _read(qemu: Qemu, cfg: El0Config, console: tuple[str, str], lines: list[str]
         except ReadTimeout:
             continue
         if text is None:
-            status = qemu.wait_exit(time.monotonic() + 1.0)
-            killed = killed_from_outside(status, "during the run", lines)
-            if killed is not None:
-                raise killed
+            status = session.exit_status("during the run")
             return "qemu_exited", f"QEMU exited by itself ({status})"
-        lines.append(text)
-        item = parser.feed(len(lines), text)
-        floods.feed(item)
+        item = session.take(text)
         if not isinstance(item, UEvent):
             continue
         last_wall, last_cpu, done_cpu = time.monotonic(), None, None

@@ -1,25 +1,34 @@
-"""QEMU on a pseudo-terminal: the command line, reading the console, cleanup.
+"""QEMU on pipes: the command line, reading the console, cleanup.
+
+The console is QEMU's stdio: its stdout and stderr are one pipe the harness
+reads, its stdin a pipe the harness writes commands into. Not a pty: QEMU's
+UART models hand the chardev one byte per write(), and a byte through a
+terminal (line discipline, output processing, a wake-up of the reader)
+costs QEMU far more than a byte into a pipe whose reader gathers
+(measured on malloc_exhaustion: about a quarter of QEMU's CPU time). A
+pipe has no echo, no line editing and no \r\n translation either: what
+the kernel prints is what the harness reads.
 
 ``Qemu`` is a context manager. However the block is left (normally, by a
-verdict, by KeyboardInterrupt), QEMU is killed if it still runs, reaped, and
-its pty closed: politely after a run, with SIGKILL at once when the harness
-is interrupted (Ctrl-C must stop a session within 2 s). Should the harness
-process itself die (SIGKILL, a crashed xdist worker), the kernel sends QEMU
-SIGKILL (PR_SET_PDEATHSIG), and closing the pty master hangs up QEMU's
-session. No QEMU outlives its run.
+verdict, by KeyboardInterrupt), QEMU is killed if it still runs, reaped,
+and its pipes closed: politely after a run, with SIGKILL at once when the
+harness is interrupted (Ctrl-C must stop a session within 2 s; QEMU runs
+in a session of its own, so the terminal's Ctrl-C never reaches it).
+Should the harness process itself die (SIGKILL, a crashed xdist worker),
+the kernel sends QEMU SIGKILL (PR_SET_PDEATHSIG). No QEMU outlives its run.
 
 Jailed (``jail=True``, harness.jail): the process spawned is bwrap, and QEMU
 runs inside as the jail's pid 1 (``--as-pid-1``), bwrap's only child. Its
 CPU time is read from QEMU's own host pid (``cpu_seconds``), found once
 bwrap has started it. Killing bwrap kills QEMU (``--die-with-parent``, and
 the pid namespace dies with its pid 1); after reaping, whatever still runs
-with the jail's host uid is killed too (harness.jail.kill_uid).
+with the jail's host uid is killed too (harness.jail.kill_uid). The child
+inherits the two pipes as fds 0-2 and nothing else (every other fd is
+closed before the jail's preexec opens what bwrap copies in).
 
-Reading uses select() + os.read() on the pty in large chunks (see GATHER)
-and splits lines incrementally; pexpect's expect() is never used. pexpect's own
-read_nonblocking is not used either: after EOF it waits for the child
-with a blocking waitpid(), which would let a process that closes its
-terminal but keeps running escape every timeout.
+Reading uses select() + os.read() in large chunks (see GATHER) and splits
+lines incrementally. The console's end is the pipe's end: every holder of
+its write side (QEMU, bwrap) has closed it or exited.
 """
 
 from __future__ import annotations
@@ -37,8 +46,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-
-import pexpect
 
 from . import jail as _jail
 from .boot import PARK_ADDR, PARK_CODE, SECONDARIES, BootMode
@@ -70,18 +77,21 @@ def deterministic_args(shift: int = DEFAULT_SHIFT) -> list[str]:
 
 DETERMINISTIC = deterministic_args()
 CHUNK = 1 << 16  #: bytes asked of os.read at a time
-#: QEMU writes the console a few bytes per write(); reading each dribble as it
-#: comes costs a wake-up per few bytes (thousands per run). So once select()
-#: says data is there, the reader lets this long pass to gather more before it
-#: reads: at most ~1000 wake-ups a second, ~1 ms of latency. The pty buffers
-#: far more than QEMU's UART emits in that time, so QEMU never waits for it.
+#: QEMU writes the console one byte per write(); reading each dribble as it
+#: comes costs a wake-up per byte, of the harness and inside QEMU's write.
+#: So once select() says data is there, the reader lets this long pass to
+#: gather more before it reads: at most ~1000 wake-ups a second, ~1 ms of
+#: latency. The pipe buffers (64 KiB) far more than QEMU's UART emits in
+#: that time, so QEMU never waits for it.
 GATHER = 0.001
-TERM_GRACE = 0.05  #: seconds between pexpect's terminate() escalation steps
+TERM_GRACE = 0.05  #: seconds between close()'s escalation steps (SIGHUP, SIGINT, SIGKILL)
 KILL_WAIT = 1.0  #: seconds an interrupted harness waits for QEMU to die of SIGKILL
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+_MAX_FD = os.sysconf("SC_OPEN_MAX")
+_EXEC_FAILED = 127  #: the spawned child's exit status when it could not exec
 
 
 def qemu_argv(qemu: str, kernel: Path, console: str, deterministic: bool,
@@ -144,6 +154,88 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return preexec
 
 
+class SpawnFailed(OSError):
+    """The child could not start the command (exec failed, or its preexec raised)."""
+
+
+class _Child:
+    """One spawned process on pipes: ``argv`` run with stdin from one pipe and
+    stdout and stderr into another, in a session of its own, every other fd
+    closed before ``preexec`` runs (so only what preexec opens is inherited).
+    Raises SpawnFailed with the child's reason when the exec fails."""
+
+    def __init__(self, argv: list[str], preexec: Callable[[], None]) -> None:
+        in_r, self.stdin = os.pipe()
+        self.stdout, out_w = os.pipe()
+        err_r, err_w = os.pipe()  # close-on-exec: EOF at once when the exec works
+        self.status: int | None = None  #: os.waitpid's status once reaped
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: nothing here may return
+            try:
+                os.setsid()
+                os.dup2(in_r, 0)
+                os.dup2(out_w, 1)
+                os.dup2(out_w, 2)
+                os.closerange(3, err_w)
+                os.closerange(err_w + 1, _MAX_FD)
+                preexec()
+                os.execvp(argv[0], argv)
+            except BaseException as e:  # noqa: B036 - the child reports and dies whatever it is
+                os.write(err_w, f"cannot run {argv[0]}: {e}".encode(errors="replace"))
+            os._exit(_EXEC_FAILED)
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+        with os.fdopen(err_r, "rb") as f:
+            why = f.read()
+        if why:
+            self.wait(None)
+            self.close_pipes()
+            raise SpawnFailed(errno.ENOEXEC, why.decode(errors="replace"))
+
+    def alive(self) -> bool:
+        """True while the process runs (reaps it if it has ended)."""
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                self.status = status
+        return self.status is None
+
+    def wait(self, deadline: float | None) -> bool:
+        """Wait until the process ends (None: however long), reap it; False
+        if it still runs at ``deadline`` (time.monotonic())."""
+        if self.status is not None or not self.alive():
+            return True
+        if deadline is None:
+            self.status = os.waitpid(self.pid, 0)[1]
+            return True
+        pidfd = os.pidfd_open(self.pid)
+        try:
+            select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(pidfd)
+        return not self.alive()
+
+    def kill(self, sig: int) -> None:
+        """Send ``sig`` if the process still runs."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def exit_status(self) -> tuple[int | None, int | None]:
+        """(exit code, killing signal) of the reaped process."""
+        assert self.status is not None, "not reaped yet"
+        if os.WIFSIGNALED(self.status):
+            return None, os.WTERMSIG(self.status)
+        return os.WEXITSTATUS(self.status), None
+
+    def close_pipes(self) -> None:
+        """Close the harness's ends of the pipes (idempotent)."""
+        for fd in (self.stdin, self.stdout):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.stdin = self.stdout = -1
+
+
 class ReadTimeout(Exception):
     """The deadline passed before a whole line arrived."""
 
@@ -184,7 +276,7 @@ class Qemu:
         self.pid: int | None = None  #: the spawned process (QEMU, or its bwrap), kept after close()
         self.qemu_pid: int | None = None  #: QEMU's own host pid (jailed: found on first need)
         self.uid: int | None = None  #: the jail's host uid (None: bare, or not root)
-        self._child: pexpect.spawn | None = None
+        self._child: _Child | None = None
         self._lines: collections.deque[str] = collections.deque()
         self._partial = bytearray()  # bytes after the last line end
         self._eof = False
@@ -196,15 +288,12 @@ class Qemu:
             argv, preexec = jailed.argv, _jail.preexec(os.getpid(), jailed.opens)
         else:
             argv, preexec = self.argv, _die_with_parent(os.getpid())
-        child = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False, preexec_fn=preexec)
+        child = _Child(argv, preexec)
         self._child, self.pid = child, child.pid
         if self.jail:
             self.uid = _jail.host_uid(child.pid)
         else:
             self.qemu_pid = child.pid
-        child.delaybeforesend = None
-        child.ptyproc.delayafterclose = 0
-        child.ptyproc.delayafterterminate = TERM_GRACE
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -223,10 +312,12 @@ class Qemu:
         """Type ``text`` on QEMU's console. If QEMU has already hung up, the
         text is lost and the next read_line reports the end of the console."""
         assert self._child is not None, "QEMU is not running"
+        data = text.encode("ascii")
         try:
-            self._child.send(text.encode("ascii"))
-        except OSError as e:
-            if e.errno != errno.EIO:
+            while data:
+                data = data[os.write(self._child.stdin, data):]
+        except OSError as e:  # EPIPE: QEMU closed its stdin or is gone
+            if e.errno not in (errno.EPIPE, errno.EIO):
                 raise
 
     def has_line(self) -> bool:
@@ -249,14 +340,14 @@ class Qemu:
 
     def _fill(self, deadline: float) -> None:
         assert self._child is not None, "QEMU is not running"
-        fd = self._child.child_fd
+        fd = self._child.stdout
         timeout = deadline - time.monotonic()
         if timeout <= 0 or not select.select([fd], [], [], timeout)[0]:
             raise ReadTimeout()
         time.sleep(GATHER)
         try:
             chunk = os.read(fd, CHUNK)
-        except OSError as e:  # Linux reports a hung-up pty master as EIO
+        except OSError as e:  # EIO: a hung-up terminal, should the console ever be one
             if e.errno != errno.EIO:
                 raise
             chunk = b""
@@ -293,23 +384,28 @@ class Qemu:
 
     def close(self, at_once: bool = False) -> None:
         """Kill QEMU if it still runs (SIGHUP, SIGCONT, SIGINT, then SIGKILL,
-        TERM_GRACE apart; ``at_once``: SIGKILL first), reap it, close the pty.
-        Idempotent."""
+        TERM_GRACE apart; ``at_once``: SIGKILL first), reap it, close the
+        pipes. Idempotent."""
         child, self._child = self._child, None
         if child is None:
             return
         try:
-            if self.jail and child.isalive():  # QEMU first, so that bwrap reaps it and exits
+            if self.jail and child.alive():  # QEMU first, so that bwrap reaps it and exits
                 qemu = self.qemu_pid or _jail.child_of(child.pid)
                 if qemu is not None:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(qemu, signal.SIGKILL)
-                _wait(child, time.monotonic() + KILL_WAIT, self.jail)
-            if at_once:
-                child.kill(signal.SIGKILL)  # only if it still runs
-                _wait(child, time.monotonic() + KILL_WAIT, self.jail)
-            child.close(force=True)  # with QEMU reaped: closes the pty at once
+                child.wait(time.monotonic() + KILL_WAIT)
+            steps = (signal.SIGKILL,) if at_once else (signal.SIGHUP, signal.SIGINT, signal.SIGKILL)
+            for sig in steps:
+                if sig == signal.SIGINT:
+                    child.kill(signal.SIGCONT)  # a stopped QEMU must run to die of SIGINT
+                child.kill(sig)
+                grace = KILL_WAIT if sig == signal.SIGKILL else TERM_GRACE
+                if child.wait(time.monotonic() + grace):
+                    break
         finally:
+            child.close_pipes()
             if self.jail:  # QEMU dies with bwrap; this is in case anything of the jail did not
                 _jail.kill_uid(self.uid)
 
@@ -322,19 +418,13 @@ _BWRAP_SIGNALLED = 128
 _SIGNALS = {int(s) for s in signal.Signals}
 
 
-def _wait(child: pexpect.spawn, deadline: float, jailed: bool = False) -> ExitStatus | None:
+def _wait(child: _Child, deadline: float, jailed: bool = False) -> ExitStatus | None:
     """Wait until ``child`` exits, reap it and return how; None if it still
     runs at ``deadline`` (time.monotonic()). ``jailed``: ``child`` is bwrap
     (see _BWRAP_SIGNALLED)."""
-    if child.isalive():
-        pidfd = os.pidfd_open(child.pid)
-        try:
-            select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
-        finally:
-            os.close(pidfd)
-        if child.isalive():
-            return None
-    code, sig = child.exitstatus, child.signalstatus
+    if not child.wait(deadline):
+        return None
+    code, sig = child.exit_status()
     if jailed and sig is None and code is not None and code - _BWRAP_SIGNALLED in _SIGNALS:
         sig = code - _BWRAP_SIGNALLED
     return ExitStatus(code, sig)

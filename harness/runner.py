@@ -44,6 +44,7 @@ from .transcript import Transcript
 
 LineSink = Callable[[str], None]
 T = TypeVar("T")
+R = TypeVar("R")
 SCENARIO_NAME = re.compile(r"[a-z0-9_]{1,31}")  # uapi/scenario.h: SCENARIO_NAME_MAX 31
 DEFAULT_KERNEL = "build/kernel8-test.img"  #: relative to the repository root
 TRANSCRIPT_DIR = "build/transcripts"  #: relative to the repository root
@@ -161,26 +162,93 @@ def _prune(directory: Path) -> None:
         old.unlink(missing_ok=True)
 
 
+class ConsoleSession:
+    """The console of one boot, as both routes read it (this module for the
+    markers route, harness.el0_runner for the EL0 route): QEMU spawned,
+    jailed or not; every line kept in ``lines``, shown to ``on_line`` and fed
+    to the route's parser (``feed(line_number, text)``) and to its
+    FloodWatch; the output bound turned into OutputFlood; every verdict
+    given the lines and the saved transcript; the transcript of a run that
+    ended saved too. The route's own reading loop is the ``body`` of run()."""
+
+    def __init__(self, cfg: RunConfig, argv: list[str], jail: bool, path: Path | None,
+                 feed: Callable[[int, str], object], floods: FloodWatch,
+                 on_line: LineSink | None = None) -> None:
+        self.cfg = cfg
+        self.argv = argv
+        self.jail = jail
+        self.path = path  #: where the transcript is saved (None: not saved)
+        self.feed = feed
+        self.floods = floods
+        self.on_line = on_line
+        self.lines: list[str] = []  #: the console lines read so far
+        self._qemu: Qemu | None = None
+
+    @property
+    def qemu(self) -> Qemu:
+        """The running QEMU (inside run() only)."""
+        assert self._qemu is not None, "the console session is not running"
+        return self._qemu
+
+    def take(self, text: str) -> object:
+        """Keep one console line, parse it, count it for floods; return what
+        the parser made of it."""
+        self.lines.append(text)
+        if self.on_line is not None:
+            self.on_line(text)
+        item = self.feed(len(self.lines), text)
+        self.floods.feed(item)
+        return item
+
+    def exit_status(self, when: str) -> ExitStatus | None:
+        """How QEMU ended once its console closed (waiting up to a second);
+        raises the InfrastructureError if something outside killed it."""
+        status = self.qemu.wait_exit(time.monotonic() + 1.0)
+        killed = killed_from_outside(status, when, self.lines)
+        if killed is not None:
+            raise killed
+        return status
+
+    def run(self, body: Callable[[ConsoleSession], R]) -> R:
+        """Boot QEMU, run ``body`` on this session, and return its result
+        (module docstring: QEMU is always cleaned up)."""
+        try:
+            with Qemu(self.argv, self.cfg.max_output, jail=self.jail) as qemu:
+                self._qemu = qemu
+                try:
+                    return self._saved(body(self))
+                except OutputLimit:
+                    raise flooded(qemu, self.lines) from None
+        except HarnessError as e:
+            e.lines = self.lines
+            e.path = None if self.path is None else save_transcript(self.path, self.lines)
+            raise
+        finally:
+            self._qemu = None
+
+    def _saved(self, result: R) -> R:
+        if self.path is not None:
+            save_transcript(self.path, self.lines)
+        return result
+
+
 class _Conversation:
     """The console of one boot, parsed as it arrives; turns what goes wrong
     into verdicts."""
 
-    def __init__(self, qemu: Qemu, parser: Parser, cfg: RunConfig, console: tuple[str, str],
-                 lines: list[str], on_line: LineSink | None) -> None:
-        self.qemu = qemu
+    def __init__(self, session: ConsoleSession, parser: Parser, console: tuple[str, str]) -> None:
+        self.session = session
+        self.qemu = session.qemu
         self.parser = parser
-        self.cfg = cfg
+        self.cfg = session.cfg
         self.console = console
-        self.lines = lines
-        self.on_line = on_line
+        self.lines = session.lines
         self.commanded = False  #: a command was sent: from then on a quiet, busy guest has stalled
         self.idle_since: float | None = None  #: QEMU CPU s at the first idle tick since other news
-        self.floods = FloodWatch(cfg.storm_ticks, cfg.noise_lines, cfg.noise_bytes,
-                                 events=parser.events)  #: tick storms and noise, counted
         self.cpu_limit = float("inf")  #: QEMU CPU s (absolute) at which the phase's budget is spent
         self.budget = 0.0  #: the phase's budget, for the verdict
         self.phase_cpu = 0.0  #: QEMU CPU s when the phase began
-        self.asleep_window = cfg.asleep_wall  #: wall s of QEMU idle that end the phase
+        self.asleep_window = self.cfg.asleep_wall  #: wall s of QEMU idle that end the phase
 
     def _phase(self, cpu_budget: float) -> float:
         """Start a phase with ``cpu_budget`` QEMU CPU seconds; return its wall safety-net deadline."""
@@ -258,11 +326,7 @@ class _Conversation:
 
     def _read_lines_until(self, deadline: float, kinds: tuple[type[Event], ...]) -> Event | None:
         while (text := self._next_line(deadline)) is not None:
-            self.lines.append(text)
-            if self.on_line is not None:
-                self.on_line(text)
-            item = self.parser.feed(len(self.lines), text)
-            self.floods.feed(item)
+            item = self.session.take(text)
             self._watch_idle(item)
             if isinstance(item, CommandError):
                 hint = ("; `python -m harness list` shows the scenarios this kernel has"
@@ -274,10 +338,7 @@ class _Conversation:
         return None
 
     def _died(self, before: str) -> HarnessError:
-        status = self.qemu.wait_exit(time.monotonic() + 1.0)
-        killed = killed_from_outside(status, f"before {before}", self.lines)
-        if killed is not None:
-            return killed
+        status = self.session.exit_status(f"before {before}")
         how = "closed its console" if status is None else f"exited ({status})"
         last = f"; its last line: {printable(self.lines[-1], 200)!r}" if self.lines else ""
         return KernelDied(f"QEMU {how} before {before}{last}")
@@ -353,17 +414,17 @@ def jailed(cfg: RunConfig, argv: list[str], kernel: Path | None = None) -> bool:
     return should_jail(cfg.jail, argv[0], cfg.kernel if kernel is None else kernel)
 
 
-def _converse(cfg: RunConfig, argv: list[str], jail: bool, console: tuple[str, str], parser: Parser,
-              lines: list[str], on_line: LineSink | None, script: Callable[[_Conversation], T]) -> T:
-    """Boot QEMU with ``argv``, wait for ready, run ``script`` on the console;
-    QEMU is always cleaned up. The console lines read land in ``lines``."""
-    with Qemu(argv, cfg.max_output, jail=jail) as qemu:
-        conv = _Conversation(qemu, parser, cfg, console, lines, on_line)
-        try:
-            conv.boot()
-            return script(conv)
-        except OutputLimit:
-            raise flooded(qemu, lines) from None
+def _session(cfg: RunConfig, argv: list[str], jail: bool, console: tuple[str, str], parser: Parser,
+             path: Path | None, on_line: LineSink | None) -> tuple[ConsoleSession, Callable[[ConsoleSession], _Conversation]]:
+    """A marker-route session, and what boots it: wait for ready and return the conversation."""
+    floods = FloodWatch(cfg.storm_ticks, cfg.noise_lines, cfg.noise_bytes, events=parser.events)
+    session = ConsoleSession(cfg, argv, jail, path, parser.feed, floods, on_line)
+
+    def booted(s: ConsoleSession) -> _Conversation:
+        conv = _Conversation(s, parser, console)
+        conv.boot()
+        return conv
+    return session, booted
 
 
 def flooded(qemu: Qemu, lines: list[str]) -> OutputFlood:
@@ -394,29 +455,23 @@ def run_scenario(cfg: RunConfig, scenario: str, seed: int,
     check_request(scenario, seed)
     argv, console = prepare(cfg)  # these problems come before any run: nothing to save
     jail = jailed(cfg, argv)
-    lines: list[str] = []
     parser = Parser(scenario, seed)
     path = None if cfg.transcript_dir is None else transcript_path(cfg.transcript_dir, scenario, seed)
+    session, booted = _session(cfg, argv, jail, console, parser, path, on_line)
 
-    def script(conv: _Conversation) -> ExitStatus:
+    def script(s: ConsoleSession) -> Transcript:
+        conv = booted(s)
         end = conv.command(f"run {scenario} {seed}", End)
         assert isinstance(end, End)
-        return conv.finish(end)
-
-    try:
-        status = _converse(cfg, argv, jail, console, parser, lines, on_line, script)
-        transcript = Transcript(lines, parser, exit_code=status.code, path=path, kernel=cfg.kernel,
+        status = conv.finish(end)
+        transcript = Transcript(s.lines, parser, exit_code=status.code, path=path, kernel=cfg.kernel,
                                 icount_shift=cfg.icount_shift if cfg.deterministic else None)
         if transcript.end.reason == "panic":
             panics = transcript.of(Panic)
             raise KernelPanic(panics[-1] if panics else None, transcript.end)
-    except HarnessError as e:
-        e.lines = lines
-        e.path = None if path is None else save_transcript(path, lines)
-        raise
-    if path is not None:
-        save_transcript(path, lines)
-    return transcript
+        return transcript
+
+    return session.run(script)
 
 
 def list_scenarios(cfg: RunConfig, on_line: LineSink | None = None) -> list[str]:
@@ -434,12 +489,7 @@ def boot_marker(cfg: RunConfig) -> Boot | None:
 def _booted(cfg: RunConfig, on_line: LineSink | None, script: Callable[[_Conversation], object]) -> list[Event]:
     """The events of one boot that runs ``script`` once the kernel is ready."""
     argv, console = prepare(cfg)
-    jail = jailed(cfg, argv)
-    lines: list[str] = []
     parser = Parser()
-    try:
-        _converse(cfg, argv, jail, console, parser, lines, on_line, script)
-    except HarnessError as e:
-        e.lines = lines
-        raise
+    session, booted = _session(cfg, argv, jailed(cfg, argv), console, parser, None, on_line)
+    session.run(lambda s: script(booted(s)))
     return list(parser.events)

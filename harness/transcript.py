@@ -15,7 +15,22 @@ from .text import decode
 E = TypeVar("E", bound=Event)
 
 
-class Transcript:
+class Judged:
+    """What both transcripts (this module's and harness.el0's) judge with:
+    ``check`` on top of the class's own ``fail``."""
+
+    def fail(self, rule: str, *cited: Cited, detail: str = "") -> NoReturn:
+        """Raise RuleBroken for ``rule``, quoting the cited lines."""
+        raise NotImplementedError
+
+    def check(self, cond: object, rule: str, *cited: Cited, detail: str = "") -> None:
+        """``fail(rule, *cited, detail=detail)`` unless ``cond`` is true."""
+        __tracebackhide__ = True
+        if not cond:
+            self.fail(rule, *cited, detail=detail)
+
+
+class Transcript(Judged):
     """One complete run: boot, start, ..., end, with the raw console lines.
 
     Built from a Parser that has read the whole console; raises
@@ -129,10 +144,4 @@ class Transcript:
         message = format_failure(self.lines, rule, cited, detail, self.path, self.scenario, self.seed,
                                  replay=replay)
         raise RuleBroken(message, rule, detail, cited, self.path)
-
-    def check(self, cond: object, rule: str, *cited: Cited, detail: str = "") -> None:
-        """``fail(rule, *cited, detail=detail)`` unless ``cond`` is true."""
-        __tracebackhide__ = True
-        if not cond:
-            self.fail(rule, *cited, detail=detail)
 

@@ -7,7 +7,7 @@
 #define DEFAULT_PRIORITY 2     /* ticks per time slice for a user task */
 #define PAGE_SHIFT       12
 #define PAGE_SIZE        (1 << PAGE_SHIFT) /* pool page and kernel stack size */
-#define POOL_PAGES       1024  /* pages in the user page pool (4 MiB) */
+#define POOL_PAGES       256   /* pages in the user page pool (1 MiB; each is console markers in malloc_exhaustion) */
 #define WRITE_MAX        1024  /* longest string write() accepts, in bytes */
 #define CMDLINE_MAX      80    /* longest test-mode command line, in bytes */
 #define PROTO_VERSION    2     /* test-mode marker protocol (docs/protocol.md) */

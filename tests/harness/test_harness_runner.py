@@ -3,6 +3,7 @@ the child process is gone afterwards on every path. No real QEMU needed."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from selftest_support import HAND, ROOT, TRANSCRIPTS, FakeQemu, ended, gone
 
 from harness.errors import (CommandRejected, ImageError, InfrastructureError, KernelDied, KernelPanic, KernelSilent,
                             OutputFlood, ProtocolError, QemuNotFound, RunTimeout)
-from harness.qemu import ExitStatus
+from harness.qemu import ExitStatus, Qemu, SpawnFailed
 from harness.runner import RunConfig, check_request, list_scenarios, run_scenario
 
 
@@ -254,3 +255,29 @@ def test_qemu_dies_with_the_harness_process(fake_qemu: FakeQemu) -> None:
         time.sleep(0.02)
     assert ended(qemu_pid)
 
+
+
+def test_the_console_is_two_pipes_and_nothing_else_is_inherited(fake_qemu: FakeQemu) -> None:
+    """QEMU's console is a pipe (a byte through a terminal cost QEMU far more),
+    its stdout and stderr the same pipe, and the child holds no other fd of
+    the harness's: a jail must get only what its preexec opens."""
+    fake_qemu.configure("silent")
+    with Qemu([str(fake_qemu.path)], 1000) as qemu:
+        assert qemu.pid is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the fake's sh execs python: wait for that
+            fds = {int(fd): os.readlink(f"/proc/{qemu.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{qemu.pid}/fd")}
+            if "python" in Path(f"/proc/{qemu.pid}/exe").resolve().name:
+                break
+            time.sleep(0.05)
+        console = {fd: target for fd, target in fds.items() if fd <= 2}
+        assert all(target.startswith("pipe:") for target in console.values()), console
+        assert console[1] == console[2] != console[0]
+        assert all(not target.startswith(("pipe:", "socket:", "/dev/pts", "/dev/ptmx")) or fd <= 2
+                   for fd, target in fds.items()), fds
+
+
+def test_a_qemu_that_cannot_be_run_is_reported(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-qemu"
+    with pytest.raises(SpawnFailed, match=f"cannot run {missing}"):
+        Qemu([str(missing)], 1000).__enter__()

@@ -134,3 +134,10 @@ def test_a_console_without_a_run_is_refused() -> None:
 
 def test_out_events_carry_bytes(t: Transcript) -> None:
     assert all(isinstance(o.data, bytes) for o in t.of(Out))
+
+
+def test_both_transcripts_share_one_check() -> None:
+    """One ``check`` for the markers route and the EL0 route (issue 15)."""
+    from harness.el0 import El0Transcript
+    from harness.transcript import Judged
+    assert El0Transcript.check is Transcript.check is Judged.check
