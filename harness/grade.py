@@ -63,6 +63,7 @@ from .handin import HANDIN_FOLDER, resolve, unique_names, visible
 from .image import inspect_image
 from .port import SKIP, SYMBOL
 from .prng import MASK64, parse_seed
+from .ticker import Ticker
 from .runner import parse_seconds
 from .text import decode, printable, printable_text, split_lines
 
@@ -85,6 +86,7 @@ _OWN_USAGE_ERROR = ("--submission ", "--kernel:")
 _PYTEST_EXITS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 PROBLEM_CHARS = 1500  #: characters of a problem line kept (it ends with the transcript path)
 REPORT_LINE_CHARS = 2000  #: characters of one transcript line shown in a report
+HEARTBEAT = 30.0  #: seconds between "still judging" lines while submissions are in flight
 
 
 class GradeError(Exception):
@@ -1135,6 +1137,12 @@ def _progress(ctx: Context, done: int, total: int, started: float) -> None:
     ctx.say(f"  [{done}/{total} graded, elapsed {elapsed:.0f} s, about {left:.0f} s left]")
 
 
+def _in_flight(futures: dict[concurrent.futures.Future[Graded], Submission]) -> str:
+    """The heartbeat's line: the submissions being judged now ("" if none)."""
+    names = sorted(sub.name for fut, sub in futures.items() if fut.running())
+    return f"still judging {', '.join(names)}" if names else ""
+
+
 def _class_seed(args: argparse.Namespace, state: ClassState | None) -> tuple[int, str]:
     if args.class_seed is not None:
         return args.class_seed, "--class-seed"
@@ -1225,6 +1233,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
     futures = {pool.submit(grade_one, s, ctx): s for s in todo}
+    ticker = Ticker(HEARTBEAT, ctx.say, lambda: _in_flight(futures)).start()
     try:
         for n, fut in enumerate(concurrent.futures.as_completed(futures), 1):
             g = fut.result()  # DiskFull is raised here
@@ -1248,6 +1257,8 @@ def _run(args: argparse.Namespace) -> int:
         graded = sum(1 for s in subs if load_graded(s, args.out, args.rules) is not None)
         ctx.say(f"interrupted: {graded} graded, {len(subs) - graded} left; rerun with --resume")
         return 130
+    finally:
+        ticker.stop()
     pool.shutdown(wait=True)
     rows = []
     for s in subs:

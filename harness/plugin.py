@@ -247,6 +247,8 @@ class _Session:
 
 
 _SESSION = pytest.StashKey[_Session]()
+#: the heartbeat (--heartbeat) and the rubric score line that ends a session (harness/progress.py)
+pytest_plugins = ["harness.progress"]
 _PATHS = pytest.StashKey[list[Path]]()
 
 
