@@ -14,6 +14,8 @@
 #                      OUT/gradebook.csv for Canvas or Moodle; OUT/index.html: the class)
 #   make selfcheck SUBMISSION=tree   the score the autograder will give a tree (docs/autograder.md)
 #   make autograder    build/autograder.zip for Gradescope (docs/autograder.md)
+#   make deps          check this Python has what the suite needs (every target above runs it)
+#   make clean         remove build/
 #
 # Options: CONSOLE=mini|pl011 (default mini), PYTHON=/usr/bin/python3,
 #          PYTEST_ARGS=... (extra pytest arguments), PYTEST_JOBS=-n 2 (xdist; empty: serial),
