@@ -205,7 +205,8 @@ def histogram_svg(bins: Sequence[Bin]) -> str:
                    f'<title>{title}</title></rect>')
         if n:
             out.append(f'<text x="{x + (step - 6) / 2:.1f}" y="{base - h - 4:.1f}" text-anchor="middle">{n}</text>')
-        out.append(f'<text x="{x + (step - 6) / 2:.1f}" y="{base + 16}" text-anchor="middle">{b.low}</text>')
+        label = f"{b.low}-{b.high}" if i == len(bins) - 1 else f"{b.low}"
+        out.append(f'<text x="{x + (step - 6) / 2:.1f}" y="{base + 16}" text-anchor="middle">{label}</text>')
     out.append(f'<text x="{SVG_LEFT + plot_w / 2:.1f}" y="{SVG_HEIGHT - 6}" text-anchor="middle">'
                f'percent of the maximum (bars of {BIN_WIDTH}; the last holds 100)</text>')
     out.append("</svg>")
