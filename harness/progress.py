@@ -9,7 +9,7 @@ A pytest plugin (loaded by harness.plugin):
   test start and finish).
 - the rubric score line: a session that judged scenarios (``make check``,
   ``make check SUBMISSION=tree``) ends with the score ``grade`` gives that
-  run, computed by grade.score from the session's JUnit XML (a temporary
+  run (just before pytest's last line, the counts), computed by grade.score from the session's JUnit XML (a temporary
   one when no --junitxml was asked for), e.g.
   ``rubric score: 68.46/70 (rule set lesson; grading/rubric.toml)``.
 """
@@ -110,7 +110,7 @@ class _QuietXML(LogXML):
 
 
 class _ScoreLine:
-    """Prints the rubric score of the session's scenarios at its very end."""
+    """Prints the rubric score of the session's scenarios at its end."""
 
     def __init__(self, junit: Path, scratch: Path | None) -> None:
         self.junit = junit
@@ -136,17 +136,22 @@ class _ScoreLine:
                      f"out of {sum(s.max_points for s in scenarios):g}")
         return line + ")"
 
-    def finish(self, config: pytest.Config) -> None:
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> Any:
+        """Around pytest's own summary (the JUnit XML is written by then): the
+        score comes after the short test summary, just before the last line
+        ("1 failed, 43 passed ... in 3.1s")."""
+        yield
         try:
             text = self.text(config)
         except Exception as e:  # a score line must never turn a finished session into a crash
             text = f"rubric score: not computed ({type(e).__name__}: {e})"
-        finally:
-            if self.scratch is not None:
-                shutil.rmtree(self.scratch, ignore_errors=True)
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if text is not None and reporter is not None:
-            reporter.write_line(text, bold=True)
+        if text is not None:
+            terminalreporter.write_line(text, bold=True)
+
+    def finish(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -162,14 +167,16 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("no_score_line", False) or getattr(config.option, "collectonly", False):
         return
     if getattr(config.option, "xmlpath", None):  # the session's own JUnit XML (make test, grade)
-        config.stash[_SCORE] = _ScoreLine(Path(config.option.xmlpath), None)
-        return
-    scratch = Path(tempfile.mkdtemp(prefix="kt-score-"))
-    xml = _QuietXML(str(scratch / "junit.xml"), None, config.getini("junit_suite_name"), "no",
-                    config.getini("junit_duration_report"), config.getini("junit_family"),
-                    config.getini("junit_log_passing_tests"))
-    config.pluginmanager.register(xml, "kt-score-junitxml")
-    config.stash[_SCORE] = _ScoreLine(Path(xml.logfile), scratch)
+        line = _ScoreLine(Path(config.option.xmlpath), None)
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="kt-score-"))
+        xml = _QuietXML(str(scratch / "junit.xml"), None, config.getini("junit_suite_name"), "no",
+                        config.getini("junit_duration_report"), config.getini("junit_family"),
+                        config.getini("junit_log_passing_tests"))
+        config.pluginmanager.register(xml, "kt-score-junitxml")
+        line = _ScoreLine(Path(xml.logfile), scratch)
+    config.stash[_SCORE] = line
+    config.pluginmanager.register(line, "kt-score-line")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -178,5 +185,5 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         beat.stop.set()
     line: Any = config.stash.get(_SCORE, None)
     if line is not None:
-        line.finish(config)
+        line.finish()
 

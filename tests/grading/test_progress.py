@@ -78,8 +78,10 @@ def test_check_ends_with_the_rubric_score() -> None:
                            "-p", "no:xdist", "-k", "clone_twice", "-q"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:]
-    last = done.stdout.strip().splitlines()[-1]
-    assert re.match(r"rubric score: 20/20 \(rule set project; grading/rubric.toml; \d+ scenario\(s\) not run", last), last
+    *_, score, counts = done.stdout.strip().splitlines()  # the score, then pytest's own last line
+    assert re.match(r"rubric score: 20/20 \(rule set project; grading/rubric.toml; \d+ scenario\(s\) not run",
+                    score), score
+    assert " passed" in counts and re.search(r"\bin [0-9.]+s\b", counts), counts
     assert "kt-score-" not in done.stdout  # the temporary JUnit XML is not announced
 
 
