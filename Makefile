@@ -1,21 +1,26 @@
 # Raspberry Pi 3 teaching kernel and its conformance suite.
 #
 #   make               build/kernel8.img (demo) and build/kernel8-test.img (test mode)
+#   make help          this list
 #   make qemu          boot the demo in QEMU raspi3b on this terminal
 #   make qemu-test     boot the test image on this terminal (type `list`, `run clone_twice 42`)
 #   make check         the conformance suite against the bundled kernel
 #   make check KERNEL=path/to/kernel8.img   ... against any image
 #   make check BOOT=el3   ... started at EL3 (el2: QEMU -kernel; default auto, harness/boot.py)
 #   make test          everything: harness self-tests, the suite, the broken-kernel proofs
+#                      (minutes: a line names what is still running every 30 s of silence)
 #   make bench         timing figures (not a test)
 #   make gdb SCENARIO=name SEED=n [KERNEL=img | SUBMISSION=tree]   that run in QEMU, waiting for gdb-multiarch
-#   make grade DIR=submissions OUT=results   grade a class (docs/grading.md)
+#   make grade DIR=submissions OUT=results   grade a class (docs/grading.md; ROSTER=lms.csv:
+#                      OUT/gradebook.csv for Canvas or Moodle; OUT/index.html: the class)
 #   make selfcheck SUBMISSION=tree   the score the autograder will give a tree (docs/autograder.md)
 #   make autograder    build/autograder.zip for Gradescope (docs/autograder.md)
+#   make deps          check this Python has what the suite needs (every target above runs it)
+#   make clean         remove build/
 #
 # Options: CONSOLE=mini|pl011 (default mini), PYTHON=/usr/bin/python3,
 #          PYTEST_ARGS=... (extra pytest arguments), PYTEST_JOBS=-n 2 (xdist; empty: serial),
-#          CROSS=aarch64-linux-gnu-, V=1 (show commands)
+#          CROSS=aarch64-linux-gnu-, V=1 (show commands), HEARTBEAT=30 (seconds; 0: quiet)
 
 CROSS   ?= aarch64-linux-gnu-
 CC      := $(CROSS)gcc
@@ -66,8 +71,12 @@ KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c kernel/u
 KT_OBJ := $(patsubst %,$(B)/kt/%.o,$(KT_SRC))
 KT_USER := $(B)/kt-user.o
 
-.PHONY: all qemu qemu-test gdb check test bench grade selfcheck autograder deps clean FORCE
+.PHONY: all help qemu qemu-test gdb check test bench grade selfcheck autograder deps clean FORCE
 all: $(IMAGES) $(KT_USER)
+
+# The header comment above, up to its first blank line, is the list of targets.
+help:
+	@sed -n '1,/^$$/s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # A stamp that changes when CONSOLE does, so a switch rebuilds everything.
 $(B)/config: FORCE
@@ -176,18 +185,23 @@ check: deps $(if $(KERNEL),,all)
 # The suite runs twice on the bundled kernel: as auto decides (EL2, QEMU's
 # -kernel) with everything else, then once more entered at EL3 (its
 # kernel_old=1 path, -device loader, cores 1-3 parked).
+HEARTBEAT ?= 30
 test: deps all
-	$(PYTHON) -m pytest tests $(PYTEST_JOBS) --junitxml=$(B)/junit.xml $(PYTEST_ARGS)
-	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) --boot=el3 --junitxml=$(B)/junit-el3.xml $(PYTEST_ARGS)
+	@echo "make test: [1/2] harness self-tests, the suite, the broken-kernel proofs, grading (minutes)"
+	$(PYTHON) -m pytest tests $(PYTEST_JOBS) --heartbeat=$(HEARTBEAT) --junitxml=$(B)/junit.xml $(PYTEST_ARGS)
+	@echo "make test: [2/2] the suite once more, the bundled kernel entered at EL3"
+	$(PYTHON) -m pytest tests/scenarios $(PYTEST_JOBS) --heartbeat=$(HEARTBEAT) --boot=el3 --junitxml=$(B)/junit-el3.xml $(PYTEST_ARGS)
 bench: deps all
-	$(PYTHON) -m harness.bench
+	$(PYTHON) -u -m harness.bench
 
 # Grade a class: make grade DIR=submissions OUT=results [GRADE_ARGS="--class-seed 7 -j 2"]
-# [RULES=lesson] [ENTRY=sym] [RUN_TIMEOUT=s] [STALL=s]: passed on to every child pytest
+# [RULES=lesson] [ENTRY=sym] [RUN_TIMEOUT=s] [STALL=s]: passed on to every child pytest;
+# [ROSTER=lms-export.csv] [ASSIGNMENT="Lab 5"]: OUT/gradebook.csv's rows and points column
 grade: deps all
 	@test -n "$(DIR)" -a -n "$(OUT)" || { echo "usage: make grade DIR=folder-of-submissions OUT=results-folder [GRADE_ARGS=...]" >&2; exit 2; }
 	$(PYTHON) -m harness grade $(abspath $(DIR)) --out $(abspath $(OUT)) $(if $(RULES),--rules $(RULES)) \
-	    $(if $(ENTRY),--entry $(ENTRY)) $(RUN_ARGS) $(GRADE_ARGS)
+	    $(if $(ENTRY),--entry $(ENTRY)) $(RUN_ARGS) $(if $(ROSTER),--roster $(abspath $(ROSTER))) \
+	    $(if $(ASSIGNMENT),--assignment "$(ASSIGNMENT)") $(GRADE_ARGS)
 
 # A student's check before handing in: the autograder's table and score.
 selfcheck: deps all

@@ -130,19 +130,22 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-_HEAD = {"failed": "broken", "needs": "not judged", "passed": "passed"}
+_HEAD = {"failed": "broken", "error": "broken", "needs": "not judged", "not_applicable": "not applicable",
+         "passed": "passed"}
 
 
 def scenario_note(s: grade.ScenarioResult) -> str:
     """One line: why a scenario lost points (empty at full marks)."""
     if s.verdict:
         return printable(s.verdict, 200)
-    bad = [r for r in s.rules if r.outcome != "passed"]
+    lists = grade.rule_lists(s)
+    bad = lists["broken"] + lists["not_judged"]
     if not bad:
         return ""
-    first = next((r for r in bad if r.outcome == "failed"), bad[0])
-    return (f"{len(bad)} rule(s) not passed; first: {first.test}: "
-            f"{printable(_first_line(first.message), 200)}")
+    first = bad[0]
+    counts = f"{len(lists['broken'])} broken" + (f", {len(lists['not_judged'])} not judged"
+                                                  if lists["not_judged"] else "")
+    return f"{counts}; first: {first.test}: {printable(_first_line(first.message), 200)}"
 
 
 def replay(g: grade.Graded, tree: str = "path/to/your/tree") -> str:

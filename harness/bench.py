@@ -71,9 +71,11 @@ from .grade import honest_copy
 from .prng import parse_seed
 from .qemu import Qemu, qemu_argv
 from .runner import DEFAULT_KERNEL, RunConfig, jailed, list_scenarios, prepare, run_scenario
+from .ticker import Ticker
 
 FLOOR_IMAGE = "build/bad-images/exit.img"
 GRADE_N = 20  #: submissions per grading figure
+HEARTBEAT = 30.0  #: seconds between "still measuring" lines
 TIMEOUT = 60.0
 SESSION_TIMEOUT = 900.0  #: seconds a whole-suite session against a flooding fake may take
 FAKE_QEMU = "tests/harness/fake_qemu.py"
@@ -381,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-floods", action="store_true", help="skip the hostile-console figures "
                         "(a 1 MiB line without a line end, memory of an endless flood of lines)")
     args = parser.parse_args(argv)
+    doing = {"what": "the QEMU boot floor"}
+    ticker = Ticker(HEARTBEAT, lambda line: print(line, flush=True),
+                    lambda: f"still measuring: {doing['what']}").start()
     root = Path.cwd()
     kernel = args.kernel or root / DEFAULT_KERNEL
     if args.kernel is None:
@@ -393,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = _median_ms(args.runs, lambda: _bare_run(floor_cmd, None, on_pty=True))
     print(f"QEMU raspi3b boot-to-exit floor ({FLOOR_IMAGE}): {floor:.1f} ms "
           f"(median of {args.runs})\n")
+    doing["what"] = "the jail's cost per boot"
     _jail_figures(cfg, args.seed, args.runs)
     names = args.scenario or list_scenarios(cfg)
     _ratios(cfg, names, args.seed, args.runs)
@@ -402,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'scenario':<20}{'harness run':>13}{'bare, pipe':>13}{'overhead':>11}"
           f"{'bare, pty':>12}{'markers':>9}")
     overheads = []
+    doing["what"] = "each scenario, through the harness and bare"
     for name in names:
         events = len(run_scenario(cfg, name, args.seed).events)  # warm up, and check it runs
         harness = _median_ms(args.runs, lambda: run_scenario(cfg, name, args.seed))
@@ -418,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         mode = [] if args.deterministic else ["--realtime"]
         parallel = ["-p", "xdist", "-n", "2", "--dist", "loadgroup"]
         timed = {}
+        doing["what"] = "the whole suite"
         for label, extra in (("serial", mode), ("-n 2", mode + parallel)):
             seconds, last = _suite_seconds(root, kernel, args.seed, extra)
             timed[label] = seconds
@@ -426,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                                        env={**os.environ, JAIL_ENV: "off"})
         print(f"suite (pytest tests/scenarios),   -n 2 with no jail ({JAIL_ENV}=off): {seconds:6.2f} s "
               f"(jailed: {timed['-n 2']:.2f} s)   [{last}]")
+        doing["what"] = "judging the lesson and course trees from EL0"
         for fixture, what in (("lesson5", "lesson-style kernel"),
                               ("course-lesson5", "course kernel (EL3 from 0, 200 ms ticks; target <= 3x)")):
             seconds, last = _submission_seconds(root, root / "fixtures" / fixture, args.seed)
@@ -433,12 +442,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"calibration, every scenario, -n 2): {seconds:6.2f} s = {seconds / timed['-n 2']:.1f}x "
                   f"the bundled kernel's suite   [{last}]")
         n = GRADE_N
+        doing["what"] = "grading copies of the bundled and lesson kernels"
         for kind, source in (("bundled", kernel), ("lesson", root / "fixtures" / "lesson5")):
             seconds = _grading_seconds(root, kind, source, n)
             print(f"grade {n} copies of the {kind} kernel (-j {os.cpu_count()}): {seconds:6.1f} s, "
                   f"{seconds / n:.2f} s per submission; 100 submissions: about {seconds / n * 100:.0f} s")
+    doing["what"] = "the hostile-console figures"
     if not args.no_floods:
         _floods(root, kernel, args.runs)
+    ticker.stop()
     return 0
 
 

@@ -57,13 +57,14 @@ try:
 except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04): tomli is the same reader (python3-tomli)
     import tomli as tomllib  # type: ignore[no-redef]
 
-from . import jail, preflight
+from . import gradebook, jail, preflight
 from . import rules as kt_rules
 from .errors import HarnessError, InfrastructureError
 from .handin import HANDIN_FOLDER, resolve, unique_names, visible
 from .image import inspect_image
 from .port import SKIP, SYMBOL
 from .prng import MASK64, parse_seed
+from .ticker import Ticker
 from .runner import parse_seconds
 from .text import decode, printable, printable_text, split_lines
 
@@ -81,6 +82,7 @@ _OWN_USAGE_ERROR = ("--submission ", "--kernel:")
 _PYTEST_EXITS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 PROBLEM_CHARS = 1500  #: characters of a problem line kept (it ends with the transcript path)
 REPORT_LINE_CHARS = 2000  #: characters of one transcript line shown in a report
+HEARTBEAT = 30.0  #: seconds between "still judging" lines while submissions are in flight
 
 
 class GradeError(Exception):
@@ -308,7 +310,7 @@ class Rule:
     """One judged rule (a test) of a submission."""
 
     test: str
-    outcome: str  #: passed, failed, needs (skipped for a failed root), error
+    outcome: str  #: passed, failed, needs (a rule it needs failed), error, not_applicable (counts neither way)
     weight: float
     message: str = ""
 
@@ -352,8 +354,10 @@ def find_submissions(directory: Path, class_seed: int, out: Path | None = None) 
     ``out/<name>/handin`` (without ``out`` it is a problem), a single
     nested folder descended into, an image-only folder is that image. Two
     entries never share a name (handin.unique_names)."""
+    if not directory.exists():
+        raise GradeError(f"{directory}: no such folder (the folder of submissions is missing)")
     if not directory.is_dir():
-        raise GradeError(f"{directory}: not a folder of submissions")
+        raise GradeError(f"{directory}: not a folder of submissions (it is a file)")
     entries = visible(directory)
     names = unique_names([e.name for e in entries])
     subs = []
@@ -443,10 +447,15 @@ def _properties(case: ET.Element) -> dict[str, str]:
     return found
 
 
+BROKEN = ("failed", "error")  #: the kernel broke the rule
+NOT_JUDGED = ("needs",)  #: skipped: what the rule needs (a root rule) did not hold
+NOT_APPLICABLE = ("not_applicable",)  #: out of reach in this run: neither passed nor failed
+
+
 #: A judge's outcome class (its kt_outcome property) -> Rule.outcome; a rule
-#: that does not apply counts neither way (not listed).
+#: that does not apply is kept for the report's third list and counts neither way.
 _OUTCOMES = {kt_rules.PASSED: "passed", kt_rules.FAILED: "failed", kt_rules.VERDICT: "failed",
-             kt_rules.NOT_JUDGED: "needs"}
+             kt_rules.NOT_JUDGED: "needs", kt_rules.NOT_APPLICABLE: NOT_APPLICABLE[0]}
 
 
 def score(junit: Path, rubric: Rubric, mode: str, rule_set: str) -> list[ScenarioResult]:
@@ -477,7 +486,7 @@ def score(junit: Path, rubric: Rubric, mode: str, rule_set: str) -> list[Scenari
         if kind == kt_rules.VERDICT and not result.verdict:
             result.verdict = props.get(kt_rules.PROPS["verdict"], "") or message.split("\n", 1)[0]
     for r in results.values():
-        judged = sum(rule.weight for rule in r.rules)
+        judged = sum(rule.weight for rule in r.rules if rule.outcome not in NOT_APPLICABLE)
         passed = sum(rule.weight for rule in r.rules if rule.outcome == "passed")
         r.points = 0.0 if r.verdict or judged == 0 else round(r.max_points * passed / judged, 2)
         if judged == 0 and not r.verdict:
@@ -567,35 +576,100 @@ def check_space(out: Path, where: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
-def _rule_text(rule: Rule) -> str:
-    head = {"failed": "FAILED", "needs": "NOT JUDGED", "passed": "passed"}[rule.outcome]
-    return f"{head} {rule.test}\n{rule.message}".rstrip()
+#: Rule.outcome values, in the three lists a student reads (a "passed" rule is in none)
+_HEADS = {"broken": "BROKEN", "not_judged": "NOT JUDGED", "not_applicable": "NOT APPLICABLE"}
+YOUR_TREE = "path/to/your/tree"  #: what a replay command names the student's tree as
+YOUR_IMAGE = "path/to/your/kernel8.img"
+
+
+def rule_lists(s: ScenarioResult) -> dict[str, list[Rule]]:
+    """A scenario's rules that did not pass, as the three lists of a report:
+    broken, not judged (with what they needed), not applicable."""
+    return {"broken": [r for r in s.rules if r.outcome in BROKEN],
+            "not_judged": [r for r in s.rules if r.outcome in NOT_JUDGED],
+            "not_applicable": [r for r in s.rules if r.outcome in NOT_APPLICABLE]}
+
+
+def student_replay(sub: Submission, rules: str) -> str:
+    """The replay command as the student runs it, from the suite's checkout
+    with their own tree (or image): no path of the grader's machine."""
+    args = " ".join([f"--seed {sub.seed}", *sub.settings.pytest_args(sub.mode)])
+    if sub.mode == "markers":
+        return f"make check KERNEL={YOUR_IMAGE} PYTEST_ARGS=\"{args}\""
+    extra = "" if rules == "project" else f" RULES={rules}"
+    return f"make check SUBMISSION={YOUR_TREE}{extra} PYTEST_ARGS=\"{args}\""
+
+
+def student_text(text: str, sub: Submission) -> str:
+    """``text`` (a rule's message, a problem line, a log line) with the
+    grader's paths made the student's: the submission's own path is their
+    tree (its files relative to it), OUT/<name>/... is relative to the report
+    (report.html sits in OUT/<name>/), a replay names ``path/to/your/tree``."""
+    own = str(sub.path)
+    mine = YOUR_IMAGE if sub.mode == "markers" or sub.kind == "image" else YOUR_TREE
+    text = re.sub(rf"--(?:submission|kernel)[ =]{re.escape(own)}: ", "", text)
+    text = re.sub(rf"\b(SUBMISSION|KERNEL)={re.escape(own)}(?=[\s\"']|$)", rf"\1={mine}", text)
+    if sub.kind == "tree":
+        text = text.replace(own + "/", "")
+    text = re.sub(rf"{re.escape(own)}(?![\w/.-])", "your tree" if mine == YOUR_TREE else "your image", text)
+    return re.sub(rf"(?<![\w.-])/\S*?/{re.escape(sub.name)}/(?=(?:transcripts|build|junit\.xml|pytest\.log)\b)",
+                  "", text)
+
+
+def _rule_text(rule: Rule, sub: Submission | None = None) -> str:
+    """One rule as the text of a results.json test: its list's head, its name, its message."""
+    kind = next((k for k, group in (("broken", BROKEN), ("not_judged", NOT_JUDGED),
+                                    ("not_applicable", NOT_APPLICABLE)) if rule.outcome in group), "")
+    message = rule.message if sub is None else student_text(rule.message, sub)
+    return f"{_HEADS.get(kind, rule.outcome)} {rule.test}\n{message}".rstrip()
+
+
+def problem_text(g: Graded) -> str:
+    """Why the submission could not be judged, as its student reads it ("" if it was)."""
+    return student_text(g.problem, g.sub) if g.problem else ""
+
+
+def problem_log(g: Graded) -> list[str]:
+    """The log's tail shown under the problem, without the problem line
+    itself (it is already the report's first line), paths the student's."""
+    lines = [student_text(line, g.sub) for line in g.problem_log]
+    problem = problem_text(g)
+    return [line for line in lines if not problem or line.removeprefix("ERROR: ").strip() != problem.strip()]
 
 
 def results_data(g: Graded, execution_time: float | None = None) -> dict[str, Any]:
     """results.json in the Gradescope autograder format; ``extra_data.kt``
-    says what was graded (seed, mode, rule set) for a later --resume.
+    says what was graded (seed, mode, rule set) for a later --resume, and
+    ``extra_data.kt.rules`` each scenario's three lists of rule names
+    (broken, not_judged, not_applicable: the class page counts them).
     ``execution_time`` (seconds, Gradescope's field) only when given: the
-    autograder gives it (harness/autograder.py)."""
+    autograder gives it (harness/autograder.py). Every path in the text is
+    the student's (student_text)."""
     tests = []
+    lists: dict[str, dict[str, list[str]]] = {}
     for s in g.scenarios:
-        broken = [r for r in s.rules if r.outcome != "passed"]
-        text = [f"verdict: {s.verdict}"] if s.verdict else []
-        text += [_rule_text(r) for r in broken] or ["every rule passed"]
+        groups = rule_lists(s)
+        lists[s.name] = {k: [r.test for r in v] for k, v in groups.items()}
+        text = [f"verdict: {student_text(s.verdict, g.sub)}"] if s.verdict else []
+        if g.problem:
+            text.append("not judged: the submission could not be judged (see the top)")
+        shown = [r for k in ("broken", "not_judged", "not_applicable") for r in groups[k]]
+        text += [_rule_text(r, g.sub) for r in shown] or ([] if g.problem else ["every rule passed"])
         tests.append({"name": s.name, "score": s.points, "max_score": s.max_points,
-                      "status": "passed" if s.points >= s.max_points and not s.verdict and not broken
-                      else "failed",
+                      "status": "passed" if s.points >= s.max_points and not s.verdict and not g.problem
+                      and not groups["broken"] and not groups["not_judged"] else "failed",
                       "output": "\n\n".join(text), "visibility": "visible"})
-    summary = (f"could not be judged: {g.problem}" if g.problem else
+    summary = (f"could not be judged: {problem_text(g)}" if g.problem else
                f"judged {'from kernel markers' if g.sub.mode == 'markers' else 'from EL0 facts'}, "
                f"rule set {g.rules}, seed {g.sub.seed}")
     data = {"score": g.score, "max_score": g.max_score,
-            "output": f"{summary}\nreplay: {replay_command(g.sub, g.rules)}",
+            "output": f"{summary}\nreplay (from the suite's checkout): {student_replay(g.sub, g.rules)}",
             "output_format": "text", "test_output_format": "text", "stdout_visibility": "hidden",
             "tests": tests,
             "extra_data": {"kt": {"seed": g.sub.seed, "mode": g.sub.mode, "rules": g.rules,
                                   "problem": g.problem, "handed_in": handed_in(g.sub),
-                                  "settings": g.sub.settings.pytest_args(g.sub.mode)}}}
+                                  "settings": g.sub.settings.pytest_args(g.sub.mode),
+                                  "rule_lists": lists}}}
     if execution_time is not None:  # grade leaves it out: its results.json is byte-identical on a rerun
         data["execution_time"] = round(execution_time)
     return data
@@ -616,13 +690,18 @@ def _transcripts(out: Path) -> dict[str, list[str]]:
 
 
 def write_report(g: Graded, out: Path) -> None:
-    """report.html: the page a student reads (jinja2 template)."""
+    """report.html: the page a student reads (jinja2 template): why it could
+    not be judged at the top if so; per scenario its broken rules, its rules
+    not judged and its rules not applicable, as three lists; paths and the
+    replay command the student's own (student_text, student_replay)."""
     env = _templates()
     transcripts = _transcripts(out)
     cited = {s.name: sorted({int(n) for r in s.rules for n in _CITED.findall(r.message)})
              for s in g.scenarios}
+    lists = {s.name: rule_lists(s) for s in g.scenarios}
     page = env.get_template("report.html.j2").render(
-        g=g, replay=replay_command(g.sub, g.rules), transcripts=transcripts, cited=cited)
+        g=g, replay=student_replay(g.sub, g.rules), transcripts=transcripts, cited=cited, lists=lists,
+        problem=problem_text(g), log=problem_log(g), text=lambda t: student_text(t, g.sub))
     write_atomic(out / "report.html", page)
 
 
@@ -639,10 +718,16 @@ def handed_in(sub: Submission) -> str:
     return printable(text, 500)
 
 
-def write_class(graded: list[Graded], out: Path) -> None:
-    """summary.csv and index.html, one row per student, best first (by
-    percent of the max_score of the student's mode and rule set); the
-    submissions not graded (an infrastructure fault) last."""
+def write_class(graded: list[Graded], out: Path, state: ClassState | None = None,
+                lms: GradebookSpec | None = None, say: Any = None) -> None:
+    """summary.csv, gradebook.csv and index.html, one row per student, best
+    first (by percent of the max_score of the student's mode and rule set);
+    the submissions not graded (an infrastructure fault) last. index.html
+    also shows the class (harness.insight): the score histogram, each rule's
+    students by list, who was not judged and why, the run's settings.
+    gradebook.csv is for an LMS (harness.gradebook): with ``lms.roster``
+    its rows are the roster's; ``say`` gets its warning lines."""
+    from . import insight
     names = sorted({s.name for g in graded for s in g.scenarios})
     rows = sorted(graded, key=lambda g: (bool(g.not_graded), -g.percent, -g.score, g.sub.name))
     text = io.StringIO(newline="")
@@ -659,8 +744,24 @@ def write_class(graded: list[Graded], out: Path) -> None:
                         *[per.get(n, "") for n in names], g.problem, " ".join(g.identical_to),
                         handed_in(g.sub)])
     write_atomic(out / "summary.csv", text.getvalue())
+    spec = lms or GradebookSpec()
+    book = gradebook.build(rows, spec.roster, spec.assignment)
+    write_atomic(out / gradebook.GRADEBOOK, book.csv_text())
+    for line in book.warnings:
+        if say is not None:
+            say(f"gradebook: {line}")
+    view = insight.build(rows, state)
     env = _templates()
-    write_atomic(out / "index.html", env.get_template("index.html.j2").render(rows=rows, names=names))
+    write_atomic(out / "index.html", env.get_template("index.html.j2").render(
+        rows=rows, names=names, insight=view, histogram=insight.histogram_svg(view.bins), book=book))
+
+
+@dataclass(frozen=True)
+class GradebookSpec:
+    """What gradebook.csv is made from: --roster (read by harness.gradebook) and --assignment."""
+
+    roster: Any = None  #: harness.gradebook.Roster, or None: one row per submission
+    assignment: str = "Kernel"
 
 
 def _number(value: object) -> bool:
@@ -687,8 +788,22 @@ def load_graded(sub: Submission, out: Path, rules: str) -> Graded | None:
         return None
     if not ok:
         return None
-    scenarios = [ScenarioResult(t["name"], t["score"], t["max_score"]) for t in tests]
+    lists = kt.get("rule_lists") if isinstance(kt.get("rule_lists"), dict) else {}
+    scenarios = [ScenarioResult(t["name"], t["score"], t["max_score"], _restored(lists.get(t["name"])))
+                 for t in tests]
     return Graded(sub, rules, scenarios, kt.get("problem", ""))
+
+
+_LIST_OUTCOME = {"broken": BROKEN[0], "not_judged": NOT_JUDGED[0], "not_applicable": NOT_APPLICABLE[0]}
+
+
+def _restored(lists: object) -> list[Rule]:
+    """The rules a finished results.json names (extra_data.kt.rule_lists),
+    without their messages or weights: what the class page counts."""
+    if not isinstance(lists, dict):
+        return []
+    return [Rule(test, outcome, 0.0) for key, outcome in _LIST_OUTCOME.items()
+            for test in lists.get(key, []) if isinstance(test, str)]
 
 
 # --- grading one submission ---------------------------------------------------
@@ -1005,12 +1120,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entry", type=_symbol, default=None, metavar="SYMBOL", help="passed to every "
                    "child pytest judging a tree: the user program's function when it is not "
                    "user_process")
+    p.add_argument("--roster", type=Path, default=None, metavar="CSV", help="the class list (a Canvas or "
+                   "Moodle gradebook export, or any CSV naming students): OUT/gradebook.csv then has one "
+                   "row per roster student, matched to submissions by name or ID")
+    p.add_argument("--assignment", default="Kernel", metavar="NAME", help="the gradebook.csv column of "
+                   "the points (the LMS assignment's name; default: Kernel)")
 
 
 def _progress(ctx: Context, done: int, total: int, started: float) -> None:
     elapsed = time.monotonic() - started
     left = elapsed / done * (total - done) if done else 0.0
     ctx.say(f"  [{done}/{total} graded, elapsed {elapsed:.0f} s, about {left:.0f} s left]")
+
+
+def _in_flight(futures: dict[concurrent.futures.Future[Graded], Submission]) -> str:
+    """The heartbeat's line: the submissions being judged now ("" if none)."""
+    names = sorted(sub.name for fut, sub in futures.items() if fut.running())
+    return f"still judging {', '.join(names)}" if names else ""
 
 
 def _class_seed(args: argparse.Namespace, state: ClassState | None) -> tuple[int, str]:
@@ -1073,8 +1199,9 @@ def _run(args: argparse.Namespace) -> int:
             raise GradeError(f"no jail can be made here ({no_jail}): student code is not run "
                              f"unjailed; fix that, or pass --unsafe-no-sandbox to grade anyway")
         settings = RunSettings(args.run_timeout, args.stall, args.entry)
+        roster = None if args.roster is None else gradebook.read_roster(args.roster)
         subs = [replace(s, settings=settings) for s in find_submissions(args.dir, class_seed, args.out)]
-    except GradeError as e:
+    except (GradeError, gradebook.RosterError) as e:
         print(f"grade: {e}", file=sys.stderr)
         return 2
     if bad_state:
@@ -1102,6 +1229,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
     futures = {pool.submit(grade_one, s, ctx): s for s in todo}
+    ticker = Ticker(HEARTBEAT, ctx.say, lambda: _in_flight(futures)).start()
     try:
         for n, fut in enumerate(concurrent.futures.as_completed(futures), 1):
             g = fut.result()  # DiskFull is raised here
@@ -1125,14 +1253,17 @@ def _run(args: argparse.Namespace) -> int:
         graded = sum(1 for s in subs if load_graded(s, args.out, args.rules) is not None)
         ctx.say(f"interrupted: {graded} graded, {len(subs) - graded} left; rerun with --resume")
         return 130
+    finally:
+        ticker.stop()
     pool.shutdown(wait=True)
     rows = []
     for s in subs:
         g = done.get(s.name) or not_graded.get(s.name) or load_graded(s, args.out, args.rules)
         if g is not None:
             rows.append(replace(g, identical_to=ctx.twins.get(s.name, [])))
-    write_class(rows, args.out)
-    ctx.say(f"wrote {args.out / 'summary.csv'} and {args.out / 'index.html'}")
+    write_class(rows, args.out, ClassState(class_seed, args.rules, digest, suite),
+                GradebookSpec(roster, args.assignment), ctx.say)
+    ctx.say(f"wrote {args.out / 'summary.csv'}, {args.out / gradebook.GRADEBOOK} and {args.out / 'index.html'}")
     if not_graded:
         ctx.say(f"{len(not_graded)} submission(s) not graded (infrastructure faults): rerun with --resume")
         return 1

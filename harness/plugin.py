@@ -45,7 +45,6 @@ from .transcript import Transcript
 
 _WORKER_SEED = "kt_seed"  # key in xdist's workerinput
 _WORKER_IMAGE = "kt_submission_image"  # the controller's ported image, for the workers
-_WORKER_CALIBRATION = "kt_calibration_failure"  # the controller's calibration cut from outside ("" if not)
 _WORKER_SHIFT = "kt_icount_shift"  # the controller's -icount shift (calibrated once), for the workers
 RULE_SETS = kt_rules.RULE_SETS
 
@@ -193,9 +192,6 @@ class _Session:
     build_root: Path | None  #: build the default kernel here with make if it is missing
     runs: dict[tuple[str, int], Transcript | HarnessError] = field(default_factory=dict)
     build_failure: ImageError | None = None
-    #: set: the boot that reads a --kernel's tick rate was cut from outside;
-    #: every run of the session reports it, so the grader retries the submission
-    calibration_failure: InfrastructureError | None = None
     el0: El0Config | None = None  #: set: the kernel emits no markers (--submission)
     submission: Path | None = None  #: what --submission named (a tree or an image)
     el0_runs: dict[tuple[str, int], El0Transcript | HarnessError] = field(default_factory=dict)
@@ -249,8 +245,6 @@ class _Session:
         build is not retried for every scenario."""
         if self.build_failure is not None:
             raise self.build_failure
-        if self.calibration_failure is not None:
-            raise self.calibration_failure
         if self.build_root is not None:
             try:
                 ensure_built(self.cfg.kernel, [DEFAULT_KERNEL], self.build_root)
@@ -261,6 +255,8 @@ class _Session:
 
 
 _SESSION = pytest.StashKey[_Session]()
+#: the heartbeat (--heartbeat) and the rubric score line that ends a session (harness/progress.py)
+pytest_plugins = ["harness.progress"]
 _PATHS = pytest.StashKey[list[Path]]()
 _FACTS = pytest.StashKey[RuleFacts]()  #: a judge's facts (harness.rules), read at collection
 _VERDICT = pytest.StashKey[str]()  #: why the test's run could not be judged, if it could not
@@ -320,8 +316,6 @@ def _make_session(config: pytest.Config) -> _Session:
         session.set_shift(values["kt_icount_shift"][0], "--icount-shift")
     elif workerinput is not None:
         session.set_shift(workerinput[_WORKER_SHIFT], "from the xdist controller")
-        if workerinput.get(_WORKER_CALIBRATION):
-            session.calibration_failure = InfrastructureError(workerinput[_WORKER_CALIBRATION])
     elif values["kt_kernel"] is not None and cfg.deterministic:
         _calibrate_markers(session)
     return session
@@ -330,15 +324,18 @@ def _make_session(config: pytest.Config) -> _Session:
 def _calibrate_markers(session: _Session) -> None:
     """A marker kernel named by --kernel: one boot reads the tick rate and
     slice its boot marker announces, and the -icount shift follows
-    (harness.calibrate.announced). A kernel that announces nothing keeps
-    the default; its tests say why it cannot be judged."""
-    try:
-        boot = boot_marker(session.cfg)
-    except InfrastructureError as e:
-        session.calibration_failure = e
-        return
-    except HarnessError:  # silent, dead, no ready marker: each scenario's run says so itself
-        return
+    (harness.calibrate.announced). A boot cut from outside is tried once
+    more, as harness.calibrate does. A kernel that announces nothing keeps
+    the default shift: each scenario's run then says why it cannot be judged."""
+    boot = None
+    for attempt in range(2):
+        try:
+            boot = boot_marker(session.cfg)
+        except InfrastructureError:
+            continue
+        except HarnessError:  # silent, dead, no ready marker
+            pass
+        break
     if boot is not None:
         found = announced(boot.hz, boot.priority)
         session.set_shift(found.shift, found.describe())
@@ -461,8 +458,6 @@ def pytest_configure_node(node: Any) -> None:
     session = node.config.stash[_SESSION]
     node.workerinput[_WORKER_SEED] = session.seed
     node.workerinput[_WORKER_SHIFT] = session.cfg.icount_shift
-    failure = session.calibration_failure
-    node.workerinput[_WORKER_CALIBRATION] = "" if failure is None else str(failure)
     if session.el0 is not None:
         node.workerinput[_WORKER_IMAGE] = str(session.cfg.kernel)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -130,8 +131,8 @@ def test_results_follow_the_gradescope_format(graded) -> None:
         assert abs(sum(t["score"] for t in r["tests"]) - r["score"]) < 0.05
         for t in r["tests"]:
             assert set(t) == {"name", "score", "max_score", "output", "visibility", "status"}
-            assert t["status"] == ("passed" if t["score"] == t["max_score"] and t["output"] == "every rule passed"
-                                   else "failed"), t
+            clean = not r["extra_data"]["kt"]["problem"] and not re.search(r"^(BROKEN|NOT JUDGED) ", t["output"], re.M)
+            assert t["status"] == ("passed" if t["score"] == t["max_score"] and clean else "failed"), t
             assert t["visibility"] in ("visible", "hidden", "after_due_date", "after_published")
             assert 0 <= t["score"] <= t["max_score"]
 
@@ -139,7 +140,8 @@ def test_results_follow_the_gradescope_format(graded) -> None:
 def test_reports_cite_lines_and_replay_with_the_kernel(graded) -> None:
     klass, out, _ = graded
     page = (out / "zombie" / "report.html").read_text()
-    assert f"SUBMISSION={klass / 'zombie'}" in page and "--seed" in page
+    assert "SUBMISSION=path/to/your/tree" in page and "--seed" in page
+    assert str(klass) not in page and str(out) not in page  # the student's paths, not the grader's
     assert 'class="hit"' in page  # a cited transcript line is highlighted
     assert any((out / "zombie" / "transcripts").rglob("exit_zombie-*.txt"))
     assert "report.html" in (out / "index.html").read_text()
@@ -154,3 +156,27 @@ def test_progress_and_no_qemu_left(graded) -> None:
         except OSError:
             continue
         assert not ("qemu-system" in text and str(out.parent) in text), text
+
+
+def test_class_page_matches_the_results(graded) -> None:
+    """index.html's histogram and per-rule counts are those of the class's results.json files."""
+    _, out, _ = graded
+    page = (out / "index.html").read_text()
+    bars = {int(lo): int(n) for lo, n in re.findall(r'data-low="(\d+)" data-high="\d+" data-count="(\d+)"', page)}
+    shown = {(s, t): int(b) for s, t, b in re.findall(
+        r'data-scenario="([^"]*)" data-rule="([^"]*)" data-broken="(\d+)"', page)}
+    want_bars = dict.fromkeys(range(0, 100, 10), 0)
+    broken: dict[tuple[str, str], int] = {}
+    for path in out.glob("*/results.json"):
+        r = json.loads(path.read_text())
+        want_bars[min(90, int(100 * r["score"] / r["max_score"] // 10 * 10))] += 1
+        if r["extra_data"]["kt"]["problem"]:
+            continue
+        for scenario, lists in r["extra_data"]["kt"]["rule_lists"].items():
+            for test in lists["broken"]:
+                broken[(scenario, test)] = broken.get((scenario, test), 0) + 1
+    assert bars == want_bars
+    assert {k: v for k, v in shown.items() if v} == broken and broken  # the zombie and the hang broke rules
+    assert any(scenario == "exit_zombie" for scenario, _ in broken)
+    assert 'data-unjudged="nobuild"' in page and "its build failed" in page
+    assert (out / "gradebook.csv").read_text().startswith("Student,Kernel,Kernel (percent)")
