@@ -92,6 +92,9 @@ VARIANTS = [
     Case("syscall_result_not_stored", {
         "tests/scenarios/test_invalid_syscall.py::test_el0_results_come_back_in_x0":
             "syscall: the result must come back in x0"}, first=True),
+    Case("write_preemptible", {
+        "tests/scenarios/test_fairness.py::test_el0_writes_come_out_whole":
+            "write: a string must come out in one piece"}, first=True),
     # Started as it expects (auto: EL3 from its ELF's entry) it is a good kernel;
     # entered at EL2 it is one usage error naming EL3.
     Case("boot_expects_el3", {}, exit_code=4, extra=("--boot=el2",),
