@@ -70,6 +70,11 @@ LD_NORWX := $(shell $(LD) --help 2>/dev/null | grep -q -e --no-warn-rwx-segments
 KT_SRC := $(filter-out kernel/user/demo.c,$(USRC)) kernel/user/kt/el0.c kernel/user/kt/tick.c $(SSRC)
 KT_OBJ := $(patsubst %,$(B)/kt/%.o,$(KT_SRC))
 KT_USER := $(B)/kt-user.o
+# Their C never holds a value in x21..x23, the scratch registers of the
+# lesson's kernel_exit: a kernel that forgets to reload one on the way back
+# to EL0 (on any exception, a tick too) then garbles no program state, and
+# the register probes (uregs.S) name the register (test_invalid_syscall.py).
+KT_FIXED := -ffixed-x21 -ffixed-x22 -ffixed-x23
 
 .PHONY: all help qemu qemu-test gdb check test bench grade selfcheck autograder deps clean FORCE
 all: $(IMAGES) $(KT_USER)
@@ -108,10 +113,10 @@ $(B)/scenarios/%.o: tests/scenarios/% $(B)/config
 	$(call say,CC,$@)
 	$(Q)$(CC) $(UFLAGS) -c -o $@ $<
 
-$(B)/kt/%.o: % $(B)/config
+$(B)/kt/%.o: % $(B)/config Makefile
 	@mkdir -p $(dir $@)
 	$(call say,CC,$@)
-	$(Q)$(CC) $(UFLAGS) -DKT_EL0=1 -c -o $@ $<
+	$(Q)$(CC) $(UFLAGS) $(KT_FIXED) -DKT_EL0=1 -c -o $@ $<
 
 $(KT_USER): $(KT_OBJ) kernel/user/kt/kt-user.ld
 	$(call say,LD,$@)

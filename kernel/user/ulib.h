@@ -105,7 +105,8 @@ void u_spin(unsigned long iterations);
 #define U_REGS_IN  32 /* in[0..30] = x0..x30, in[31] = NZCV (bits 31..28) */
 #define U_REGS_OUT 34 /* out[0..30] = x0..x30, [31] NZCV, [32] sp after, [33] sp before */
 /* Load x0..x30 and NZCV from in, `svc #0`, store x0..x30, NZCV and sp
- * (after and before the svc) to out. x8 (the number) comes from in[8].
+ * (after and before the svc) to out (out[0] is 0x6b74736b69707065 if the
+ * kernel returned past the instruction after the svc: uregs.S). x8 (the number) comes from in[8].
  * Callee-saved registers are kept for the C caller. Returns out[0]. */
 long u_regs_svc(const u64 in[U_REGS_IN], u64 out[U_REGS_OUT]);
 /* Like u_regs_svc, but instead of the svc it busy-waits: x0 counts down

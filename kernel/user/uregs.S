@@ -3,6 +3,14 @@
  * thing (an svc, or a busy loop on x0), and store every register back, so a
  * judge can compare what the kernel was supposed to preserve. */
 
+/* U_REGS_SKIPPED (0x6b74736b69707065, "ktskippe"): what out[0] holds when the
+ * instruction after u_regs_svc's svc (the store of x0) never ran, i.e. the
+ * kernel returned past it (test_invalid_syscall.py knows the value). */
+#define U_REGS_SKIPPED_0  0x7065
+#define U_REGS_SKIPPED_16 0x6970
+#define U_REGS_SKIPPED_32 0x736b
+#define U_REGS_SKIPPED_48 0x6b74
+
 /* Frame: x29,x30 | x19..x28 | out pointer | x0 spill  (112 bytes) */
 .macro regs_enter
     stp     x29, x30, [sp, #-112]!
@@ -13,6 +21,11 @@
     stp     x25, x26, [sp, #64]
     stp     x27, x28, [sp, #80]
     str     x1, [sp, #96]           /* out */
+    movz    x2, #U_REGS_SKIPPED_0
+    movk    x2, #U_REGS_SKIPPED_16, lsl #16
+    movk    x2, #U_REGS_SKIPPED_32, lsl #32
+    movk    x2, #U_REGS_SKIPPED_48, lsl #48
+    str     x2, [sp, #104]          /* x0's spill: stays U_REGS_SKIPPED if the store after the svc is skipped */
     mov     x2, sp
     str     x2, [x1, #264]          /* out[33] = sp before */
     ldr     x2, [x0, #248]

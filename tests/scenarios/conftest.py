@@ -21,7 +21,7 @@ import pytest
 
 from harness import abi
 from harness.abi import SYS_EXIT, SYS_MALLOC  # kt.SYS_*, kt.E*: every number, see __getattr__
-from harness.el0 import UAfterExit, UClone, UCloned, UEvent, UExit  # noqa: F401 (kt.*)
+from harness.el0 import UAfterExit, UClone, UCloned, UError, UEvent, UExit  # noqa: F401 (kt.*)
 from harness.events import (AllExited, Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task,
                             Tick, live_pids)
 from harness.prng import MASK64, SplitMix64
@@ -263,6 +263,28 @@ def judge_el0_clones(u: Any) -> None:
     fail_with(u, el0_clone_problem(u))
 
 
+def el0_entry_problem(u: Any) -> tuple[str, list[Any], str] | None:
+    """(rule, cited, detail) if the first task entered EL0 on a stack it
+    cannot use: user_process (kernel/user/kt/el0.c) checks sp, and the page
+    below it, before it pushes anything, and reports from a rescue stack
+    (an `error` marker what=entry_sp or entry_stack after an "entry sp=..
+    at=.. word=.." line); else None."""
+    errors = [e for e in u.of(UError) if e.what in ("entry_sp", "entry_stack")]
+    if not errors:
+        return None
+    entry = merged(tagged(u, "entry", errors[0].tid))
+    sp, at, word = (u64(entry.get(k, 0)) for k in ("sp", "at", "word"))
+    if errors[0].what == "entry_sp":
+        return ("entry: the first task must enter EL0 with sp = the top of its stack page "
+                "(sp_el0 restored from the saved frame on the way out of the kernel)", [errors[0]],
+                f"user_process began with sp={sp:#x} (0 or not 16-byte aligned): it could not push "
+                f"anything")
+    return ("entry: the first task must enter EL0 on a fresh stack page of its own (no kernel data "
+            "on it: not the task's own task page, not a page handed out twice)", [errors[0]],
+            f"user_process began with sp={sp:#x}; below it, on its page, the word at {at:#x} is "
+            f"{word:#x} (a fresh page is all zeros)")
+
+
 #: The EL0 root rule of a scenario that clones (test_invariants.py, one
 #: parametrized test): a rule of such a scenario names it in needs=.
 EL0_ROOT_TEST = "test_el0_clones_work"
@@ -279,11 +301,16 @@ def _unjudged_root(request: pytest.FixtureRequest, root: str, scenario: str) -> 
 
 
 def el0_run(run_el0: Any, scenario: str, request: pytest.FixtureRequest) -> Any:
-    """The EL0 run of ``scenario`` for one test. A rule that needs
-    test_el0_clones_work is not judged when that failed (its marker says
-    so); when it is not in the session, the rule fails with it here."""
+    """The EL0 run of ``scenario`` for one test. No rule is judged when the
+    first task entered EL0 on a stack it cannot use (the entry rule,
+    test_invalid_syscall.py::test_el0_program_enters_on_its_own_stack, says
+    so). A rule that needs test_el0_clones_work is not judged when that
+    failed (its marker says so); when it is not in the session, the rule
+    fails with it here."""
     __tracebackhide__ = True
     u = run_el0(scenario)
+    need(el0_entry_problem(u) is None, "a usable stack at entry "
+         "(test_invalid_syscall.py::test_el0_program_enters_on_its_own_stack)")
     if _unjudged_root(request, EL0_ROOT_TEST, scenario):
         judge_el0_clones(u)
     return u

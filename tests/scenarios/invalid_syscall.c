@@ -43,8 +43,11 @@ static void is_numbers(const u64 r[7], u64 nr[IS_CALLS])
     nr[13] = IS_HI | NR_SYSCALLS;                 /* w8 = the bound again */
 }
 
-/* The order the calls are made in: write and malloc with high bits first. */
-static const int is_order[IS_CALLS] = {IS_WRITE_HI, IS_MALLOC_HI, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13};
+/* The order the calls are made in: write and malloc with high bits first;
+ * then w8 = the bound + 1 before the bound itself, so that a kernel whose
+ * bound check lets the bound through (and indexes past its table) is told
+ * from one that hangs on every unknown number. */
+static const int is_order[IS_CALLS] = {IS_WRITE_HI, IS_MALLOC_HI, 1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13};
 
 USER_SCENARIO(invalid_syscall)
 {

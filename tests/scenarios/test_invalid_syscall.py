@@ -20,6 +20,12 @@ SCENARIO = "invalid_syscall"
 pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",), sets=("project",))
 CALLS = 14
 WRITE_HI, MALLOC_HI = 11, 12
+#: The order the calls are made in (invalid_syscall.c is_order): the w8 write and malloc first,
+#: then w8 = 5 (the bound + 1) before w8 = 4 (the bound).
+BOUND, PAST_BOUND = 0, 1  # the calls with w8 = 4 and w8 = 5
+ORDER = (WRITE_HI, MALLOC_HI, PAST_BOUND, BOUND, *range(2, WRITE_HI), 13)
+#: out[0] of u_regs_svc when the instruction after its svc never ran (kernel/user/uregs.S).
+SKIPPED = 0x6b74736b69707065
 HI = 1 << 32
 ENOSYS = -abi.ENOSYS
 NR = abi.NR_SYSCALLS  # the first unknown number (kernel/include/uapi/syscall.h)
@@ -195,14 +201,76 @@ def el0_dump(u, kt, i):
     return got if all(r in got for r in kt.REG_NAMES) else None
 
 
+@pytest.mark.rule(route="el0", sets=("project", "lesson"), needs=(), weight=4)
+def test_el0_program_enters_on_its_own_stack(u, kt):
+    """Root rule of every EL0 run (both rule sets): the first task enters
+    EL0 with a usable sp on a fresh page (kernel/user/kt/el0.c checks it
+    before it pushes anything, and reports from a stack of its own)."""
+    kt.fail_with(u, kt.el0_entry_problem(u))
+
+
+@pytest.mark.rule(route="el0", sets=("project", "lesson"),
+                  needs=("test_el0_program_enters_on_its_own_stack",), weight=2)
+def test_el0_calls_return_after_their_svc(u, kt):
+    """Root rule of the call results (both rule sets): a call returns to the
+    instruction right after its svc; u_regs_svc's next instruction stores
+    x0, so when the kernel returns past it out[0] keeps SKIPPED."""
+    p = plan(u.seed, kt)
+    for i in ORDER:
+        got = el0_dump(u, kt, i)
+        if got is None:
+            continue  # test_el0_every_call_returns's rule
+        u.check(kt.u64(got["x0"]) != SKIPPED, "syscall: the call must return to the instruction "
+                "right after its svc (the saved ELR, unchanged)", kt.first_tagged(u, f"r{i}", 1).event,
+                detail=f"call {i} (x8={p[0][i]:#x}): the task's next instruction (storing x0) never "
+                       f"ran: the kernel returned past it")
+
+
+@pytest.mark.rule(route="el0", sets=("project", "lesson"),
+                  needs=("test_el0_program_enters_on_its_own_stack",), weight=2)
+def test_el0_calls_keep_registers(u, kt):
+    """Root rule of the call results (both rule sets): every call gives back
+    x1..x30, sp and NZCV as they were (the program itself runs on them)."""
+    p = plan(u.seed, kt)
+    for i in ORDER:
+        got = el0_dump(u, kt, i)
+        if got is None:
+            continue  # test_el0_every_call_returns's rule
+        bad = kt.compare_regs(kt.Fact(f"r{i}", got), want_regs(u, kt, i, p))
+        if kt.u64(got["sp"]) != kt.u64(got["sp0"]):
+            bad.append(f"sp: expected {kt.u64(got['sp0']):#x}, got {kt.u64(got['sp']):#x}")
+        u.check(not bad, "syscall: a call must give back every register but x0 (x1..x30, sp and "
+                "NZCV) as they were at the svc", kt.first_tagged(u, f"r{i}", 1).event,
+                detail=f"the first call made, {i} (x8={p[0][i]:#x}): " + "; ".join(bad)
+                if i == ORDER[0] else f"call {i} (x8={p[0][i]:#x}): " + "; ".join(bad))
+
+
+@pytest.mark.rule(route="el0", needs=(), weight=2)
+def test_el0_the_bound_is_unknown_too(u, kt):
+    """w8 = 4, the bound, returns -ENOSYS like w8 = 5 (made just before it):
+    a bound check that lets 4 through indexes past the 4-entry table."""
+    p = plan(u.seed, kt)
+    past = el0_dump(u, kt, PAST_BOUND)
+    kt.need(past is not None and kt.s64(past["x0"]) == ENOSYS,
+            f"w8={p[0][PAST_BOUND]:#x} to return -ENOSYS (test_el0_unknown_numbers_return_enosys)")
+    call = kt.first_tagged(u, f"call{BOUND}", 1)
+    cite, where = kt.where_stopped(u, 1)
+    got = el0_dump(u, kt, BOUND)
+    u.check(got is not None, f"syscall: w8 = {p[0][BOUND]} (the number of calls, the bound itself) "
+            "is unknown too: it must return -ENOSYS, never index the table past its end",
+            *([call.event] if call else cite),
+            detail=f"w8={p[0][PAST_BOUND]:#x} returned -ENOSYS; then w8={p[0][BOUND]:#x} never "
+                   f"returned to the task; {where}")
+
+
 @pytest.mark.rule(route="el0", needs=(), weight=4)
 def test_el0_every_call_returns(u, kt):
     """Root rule: the task gets control back after each svc."""
     p = plan(u.seed, kt)
-    for i in range(CALLS):
+    for n, i in enumerate(ORDER):
         call = kt.first_tagged(u, f"call{i}", 1)
         cite, where = kt.where_stopped(u, 1)
-        kt.need(call or i > 0, "the task's first call line")
+        kt.need(call or n > 0, "the task's first call line")
         u.check(call is not None and el0_dump(u, kt, i) is not None,
                 f"invalid syscall: the task must get control back after svc with "
                 f"w8={p[0][i] & 0xFFFFFFFF:#x} (an unknown number must return, never hang the task)"

@@ -29,6 +29,8 @@ CLONE_ROOT = "tests/scenarios/test_invariants.py::test_el0_clones_work[{}]"  # o
 CLONING = ["clone_twice", "el0_faults", "exit_zombie", "fairness", "malloc_exhaustion",
            "regs_preserved"]
 WRITE_COUNT = "write: must return the number of bytes written"
+ENTERS = "tests/scenarios/test_invalid_syscall.py::test_el0_program_enters_on_its_own_stack"
+KEEPS = "tests/scenarios/test_invalid_syscall.py::test_el0_calls_keep_registers"
 
 pytestmark = pytest.mark.skipif(shutil.which("aarch64-linux-gnu-gcc") is None
                                 or shutil.which("qemu-system-aarch64") is None,
@@ -61,7 +63,7 @@ VARIANTS = [
         "tests/scenarios/test_clone_twice.py::test_el0_everyone_exits": "exit: must never return"}),
     Case("unknown_syscall_hangs", {
         "tests/scenarios/test_invalid_syscall.py::test_el0_every_call_returns":
-            "invalid syscall: the task must get control back after svc with w8=0x4"}),
+            "invalid syscall: the task must get control back after svc with w8=0x5"}),
     Case("write_returns_nothing", {
         "tests/scenarios/test_invalid_syscall.py::test_el0_only_w8_counts": WRITE_COUNT,
         "tests/scenarios/test_invalid_syscall.py::test_el0_task_goes_on": WRITE_COUNT,
@@ -92,6 +94,20 @@ VARIANTS = [
     Case("syscall_result_not_stored", {
         "tests/scenarios/test_invalid_syscall.py::test_el0_results_come_back_in_x0":
             "syscall: the result must come back in x0"}, first=True),
+    Case("write_preemptible", {
+        "tests/scenarios/test_fairness.py::test_el0_writes_come_out_whole":
+            "write: a string must come out in one piece"}, first=True),
+    Case("kernel_exit_keeps_sp_el0", {ENTERS: "entry: the first task must enter EL0 with sp = the top "
+                                                 "of its stack page"}, first=True),
+    Case("user_stack_on_task_page", {ENTERS: "entry: the first task must enter EL0 on a fresh stack "
+                                                "page of its own"}, first=True),
+    Case("kernel_exit_clobbers_x21", {KEEPS: "x21: expected"}, first=True),
+    Case("unknown_syscall_skips_next", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_calls_return_after_their_svc":
+            "syscall: the call must return to the instruction right after its svc"}, first=True),
+    Case("syscall_bound_off_by_one", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_the_bound_is_unknown_too":
+            "the bound itself) is unknown too"}, first=True),
     # Started as it expects (auto: EL3 from its ELF's entry) it is a good kernel;
     # entered at EL2 it is one usage error naming EL3.
     Case("boot_expects_el3", {}, exit_code=4, extra=("--boot=el2",),
@@ -105,6 +121,13 @@ LESSON_FIRST = [
     Case("syscall_result_not_stored", {
         "tests/scenarios/test_invalid_syscall.py::test_el0_results_come_back_in_x0":
             "syscall: the result must come back in x0"}, rules="lesson", first=True),
+    Case("kernel_exit_keeps_sp_el0", {ENTERS: "entry: the first task must enter EL0 with sp"},
+         rules="lesson", first=True),
+    Case("kernel_exit_clobbers_x21", {KEEPS: "x21: expected"}, rules="lesson", first=True),
+    Case("unknown_syscall_skips_next", {
+        "tests/scenarios/test_invalid_syscall.py::test_el0_calls_return_after_their_svc":
+            "syscall: the call must return to the instruction right after its svc"},
+         rules="lesson", first=True),
 ]
 # What the lesson teaches: these behaviours are right under --rules lesson.
 LESSON_RULES = [Case(name, {}, rules="lesson") for name in

@@ -56,7 +56,80 @@ static unsigned long kt_seq[KT_TASKS_MAX];
 static volatile unsigned int kt_out_lock; /* one marker line at a time */
 
 void user_process(void);
+void kt_main(u64 entry_sp, u64 why, u64 at);
 void kt_before_exit(void);
+long kt_write(const char *s);
+
+/* What user_process found wrong before it touched its stack (kt_main's why). */
+#define KT_ENTRY_OK 0
+#define KT_ENTRY_SP 1    /* sp is 0 or not 16-byte aligned */
+#define KT_ENTRY_STACK 2 /* a non-zero word below sp on its page: not a fresh page */
+#define KT_RESCUE_SIZE 4096
+
+/* The stack the program reports from when the kernel gave it an unusable one. */
+static u64 kt_rescue_stack[KT_RESCUE_SIZE / sizeof(u64)] __attribute__((aligned(16), used));
+
+/* user_process: the first task's first instructions, before anything is
+ * pushed. The task must enter with sp 16-byte aligned, non-zero, on a
+ * fresh page (every word from the page's start up to sp zero: no kernel
+ * data shares it). If so: kt_main(sp, KT_ENTRY_OK, 0); else kt_main(sp,
+ * why, address of the first non-zero word) on kt_rescue_stack, which only
+ * reports and exits. */
+__asm__(".section .text.user\n"
+        ".globl user_process\n"
+        ".type user_process, %function\n"
+        "user_process:\n"
+        "    mov     x0, sp\n"
+        "    mov     x1, #" KT_STR(KT_ENTRY_SP) "\n"
+        "    mov     x2, #0\n"
+        "    cbz     x0, 3f\n"
+        "    tst     x0, #15\n"
+        "    b.ne    3f\n"
+        "    mov     x1, #" KT_STR(KT_ENTRY_STACK) "\n"
+        "    sub     x2, x0, #1\n"
+        "    and     x2, x2, #~4095\n"         /* the page sp is the top of, or on */
+        "1:  cmp     x2, x0\n"
+        "    b.hs    2f\n"
+        "    ldr     x3, [x2]\n"
+        "    cbnz    x3, 3f\n"
+        "    add     x2, x2, #8\n"
+        "    b       1b\n"
+        "2:  mov     x1, #" KT_STR(KT_ENTRY_OK) "\n"
+        "    mov     x2, #0\n"
+        "    b       kt_main\n"
+        "3:  adrp    x3, kt_rescue_stack\n"
+        "    add     x3, x3, :lo12:kt_rescue_stack\n"
+        "    add     x3, x3, #" KT_STR(KT_RESCUE_SIZE) "\n"
+        "    mov     sp, x3\n"
+        "    b       kt_main\n"
+        ".size user_process, . - user_process\n"
+        ".text\n");
+
+/* long kt_write(const char *s): the write syscall, keeping x19..x30 on the
+ * stack across the svc itself, so that a kernel that garbles a register
+ * on return still gets every marker out (the scenarios judge the garbling:
+ * invalid_syscall's calls go through u_regs_svc, which compares them). */
+__asm__(".section .text.user\n"
+        ".type kt_write, %function\n"
+        "kt_write:\n"
+        "    stp     x29, x30, [sp, #-96]!\n"
+        "    mov     x29, sp\n"
+        "    stp     x19, x20, [sp, #16]\n"
+        "    stp     x21, x22, [sp, #32]\n"
+        "    stp     x23, x24, [sp, #48]\n"
+        "    stp     x25, x26, [sp, #64]\n"
+        "    stp     x27, x28, [sp, #80]\n"
+        "    mov     w8, #" KT_STR(SYS_WRITE) "\n"
+        "    svc     #0\n"
+        "    ldp     x19, x20, [sp, #16]\n"
+        "    ldp     x21, x22, [sp, #32]\n"
+        "    ldp     x23, x24, [sp, #48]\n"
+        "    ldp     x25, x26, [sp, #64]\n"
+        "    ldp     x27, x28, [sp, #80]\n"
+        "    ldp     x29, x30, [sp], #96\n"
+        "    ret\n"
+        ".size kt_write, . - kt_write\n"
+        ".text\n");
 
 /* The page the caller's stack pointer is on. */
 static u64 kt_sp_page(void)
@@ -150,7 +223,7 @@ static long kt_marker(const char *kind, const char *fields, const char *data)
     }
     kt_line[len++] = '\n';
     kt_line[len] = '\0';
-    ret = u_write(kt_line);
+    ret = kt_write(kt_line);
     kt_unlock();
     return ret;
 }
@@ -213,9 +286,22 @@ static const struct user_scenario *kt_find(const char *name)
     return 0;
 }
 
-/* The first user task: read the parameters, report the start, run the
- * scenario, exit. The lesson's kernel_process drops to EL0 here. */
-void user_process(void)
+/* Say what was wrong with the stack the first task entered on (user_process),
+ * from the rescue stack, and exit: the scenario does not run. */
+static void kt_bad_entry(u64 entry_sp, u64 why, u64 at)
+{
+    char line[128];
+
+    u_snprintf(line, sizeof(line), "entry sp=0x%lx at=0x%lx word=0x%lx\n", entry_sp, at,
+               why == KT_ENTRY_STACK ? *(volatile u64 *)at : 0UL);
+    u_emit(line);
+    kt_marker("error", why == KT_ENTRY_SP ? " what=entry_sp" : " what=entry_stack", 0);
+}
+
+/* The first user task (entered through user_process): read the parameters,
+ * report the start, run the scenario (if its stack was fine), exit. The
+ * lesson's kernel_process drops to EL0 at user_process. */
+void kt_main(u64 entry_sp, u64 why, u64 at)
 {
     char name[SCENARIO_NAME_MAX + 1];
     char fields[96];
@@ -229,7 +315,9 @@ void user_process(void)
     u_snprintf(fields, sizeof(fields), " proto=%d scenario=%s seed=%lu", KT_PROTO, name, seed);
     kt_marker("start", fields, 0);
     s = kt_find(name);
-    if (s == 0)
+    if (why != KT_ENTRY_OK)
+        kt_bad_entry(entry_sp, why, at);
+    else if (s == 0)
         kt_marker("error", " what=unknown_scenario", 0);
     else
         s->main(seed);
