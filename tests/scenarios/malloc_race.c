@@ -21,7 +21,7 @@
  * draws from its key one d per round. */
 #include "ulib.h"
 
-#define MR_ROUNDS 12           /* slices a child ends inside a malloc burst */
+#define MR_ROUNDS 8            /* slices a child ends inside a malloc burst */
 #define MR_BURST_MAX 64UL      /* mallocs a burst at most (a slice that does not end) */
 #define MR_WAIT_MAX 50000000UL /* bound on a wait for the other child (a kernel that never switches) */
 #define MR_BURST_PART 64UL     /* a burst starts 1/64 of a slice before its end ... */

@@ -13,7 +13,7 @@ from harness.events import PAlloc, Switch, Sys
 SCENARIO = "malloc_race"
 #: every judge of this file: its route and root (harness/rules.py)
 pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",))
-ROUNDS = 12  # malloc_race.c MR_ROUNDS
+ROUNDS = 8  # malloc_race.c MR_ROUNDS
 MIN_TURNS = ROUNDS  # switches between the children while both malloc
 
 
