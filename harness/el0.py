@@ -211,8 +211,11 @@ class El0Parser:
         want = line_tag(self.seed, tid, useq)
         if m.group(3) != want:
             raise ProtocolError(line, f"line tag {m.group(3)} is wrong: task {tid}'s marker {useq} of the run "
-                                      f"with seed {self.seed} carries {want}; this line belongs to another "
-                                      f"run (a replayed, spliced or rewritten line)", text)
+                                      f"with seed {self.seed} carries {want}; this line was not written by "
+                                      f"this run's program as the suite built it: a replayed, spliced or "
+                                      f"rewritten line, or a task whose registers or memory the kernel "
+                                      f"corrupted (a clone child that ran on its parent's state, a syscall "
+                                      f"result never stored)", text)
         expected = self._next_seq.get(tid, 0)
         if useq != expected:
             self.anomalies.append(Anomaly(line, f"task {tid} marker {useq} where {expected} was due "

@@ -108,7 +108,8 @@ def test_forger_scores_zero_for_every_scenario_it_forged(graded) -> None:
     for t in r["tests"]:
         # its lines carry seed 42's tags: the parser refuses the run (docs/protocol.md, "Line tags");
         # a forger that re-tagged them would still fail the seed proof
-        assert t["score"] == 0 and ("belongs to another run" in t["output"] or "seed proof" in t["output"]), t
+        assert t["score"] == 0 and ("belongs to another run" in t["output"] or "not written by this run" in t["output"]
+                                   or "seed proof" in t["output"]), t
 
 
 def test_unjudgeable_submissions_score_zero_with_the_reason(graded) -> None:

@@ -27,7 +27,7 @@ SEED_A, SEED_B = 42, 43
 PROOF_SALT = 0x6B742D70726F6F66  # kernel/user/ulib.h: U_PROOF_SALT
 KT_RUN = TRANSCRIPTS / "real_clone_twice_42.txt"
 KU_RUN = TRANSCRIPTS / "real_el0_lesson5_clone_twice_42.txt"
-ANOTHER_RUN = "belongs to another run"
+ANOTHER_RUN = "belongs to another run|not written by this run.s program"  #: the markers route | EL0
 
 
 def proof(seed: int) -> bytes:
