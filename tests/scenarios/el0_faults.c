@@ -3,10 +3,15 @@
  * misaligned load, a load through a misaligned sp, a branch to a
  * misaligned address). Each must be killed alone: a fault marker, its
  * pages freed, a zombie with reason=fault. A CPU-bound sibling and the
- * parent go on and print after the faults. Each child prints "f<k> kind=..
- * pc=0x.. addr=0x.." (the faulting instruction, the address it uses)
- * before its fault and "survived" if it is not killed. The judge
- * (test_el0_faults.py) compares these with the fault markers.
+ * parent go on and print after the faults. Each child mallocs
+ * EF_CHILD_PAGES pages, prints "f<k> kind=.. pc=0x.. addr=0x.. page=0x.."
+ * (the faulting instruction, the address it uses, its first page) before
+ * its fault and "survived" if it is not killed. After the faults the
+ * parent mallocs up to EF_BACK_TRIES pages and says which of the
+ * children's malloc'd pages it got back ("parent after=1 back=<mask>",
+ * bit k * EF_CHILD_PAGES + i: page i of kind k): a kill must free them
+ * all, not only the stack. The judge (test_el0_faults.py) compares these
+ * with the fault markers.
  *
  * Seed draws, in order: the order of the kinds (a shuffle, one draw per
  * position), the misalignment of the load (1 + d % 7), sibling word. */
@@ -14,6 +19,10 @@
 
 #define EF_KINDS 7
 #define EF_WAIT_MAX 50000000UL /* bound on any busy wait */
+#define EF_CHILD_PAGES 2       /* pages each faulting child mallocs */
+/* The parent's mallocs looking for them: twice the pages the children had
+ * (their stacks too), so any allocator that hands out freed pages soon will. */
+#define EF_BACK_TRIES (2 * EF_KINDS * (EF_CHILD_PAGES + 1))
 
 void ef_sysreg(void);
 void ef_daif(void);
@@ -31,6 +40,7 @@ static const char *const ef_names[EF_KINDS] = {
 static u64 ef_buf[4];            /* the misaligned load reads in here */
 static u64 ef_load_off;
 static u64 ef_word;
+static u64 ef_pages[EF_KINDS][EF_CHILD_PAGES]; /* what each child malloc'd */
 static volatile int ef_flag[EF_KINDS]; /* child of kind k is about to fault */
 static volatile u64 ef_sibling_turns;
 static volatile int ef_parent_done;
@@ -51,14 +61,16 @@ static void ef_where(unsigned long k, u64 *pc, u64 *addr)
         *addr = (u64)ef_pc_target + 2;
 }
 
-/* A faulting child: take a page, say what it will do, do it. */
+/* A faulting child: take its pages, say what it will do, do it. */
 static long ef_child(unsigned long k)
 {
     u64 pc, addr;
 
     ef_where(k, &pc, &addr);
+    for (int i = 0; i < EF_CHILD_PAGES; i++)
+        ef_pages[k][i] = (u64)u_malloc();
     u_printf("f%lu kind=%s pc=0x%lx addr=0x%lx page=0x%lx\n", k, ef_names[k], pc,
-             addr, (u64)u_malloc());
+             addr, ef_pages[k][0]);
     u_expect_death();
     ef_flag[k] = 1;
     switch (k) {
@@ -83,6 +95,25 @@ static int ef_all_flagged(void)
     return 1;
 }
 
+/* Which of the children's malloc'd pages come back to the parent within
+ * EF_BACK_TRIES mallocs: bit k * EF_CHILD_PAGES + i for page i of kind k. */
+static u64 ef_pages_back(void)
+{
+    u64 back = 0, all = (1UL << (EF_KINDS * EF_CHILD_PAGES)) - 1;
+
+    for (unsigned long t = 0; t < EF_BACK_TRIES && back != all; t++) {
+        u64 p = (u64)u_malloc();
+
+        if (p == (u64)MALLOC_FAILED)
+            break;
+        for (int k = 0; k < EF_KINDS; k++)
+            for (int i = 0; i < EF_CHILD_PAGES; i++)
+                if (p == ef_pages[k][i])
+                    back |= 1UL << (k * EF_CHILD_PAGES + i);
+    }
+    return back;
+}
+
 /* The sibling: busy (counting turns) until the parent has seen the faults
  * through, then says it is still alive. */
 static long ef_sibling(unsigned long arg)
@@ -100,7 +131,7 @@ USER_SCENARIO(el0_faults)
 {
     struct u_rng rng;
     unsigned long order[EF_KINDS], w;
-    u64 seen;
+    u64 seen, back;
 
     u_rng_seed(&rng, seed);
     for (unsigned long i = 0; i < EF_KINDS; i++)
@@ -127,6 +158,7 @@ USER_SCENARIO(el0_faults)
         for (w = 0; ef_sibling_turns == seen && w < U_WAIT(EF_WAIT_MAX); w++)
             ;
     }
+    back = ef_pages_back();
     ef_parent_done = 1;
-    u_printf("parent after=1\n");
+    u_printf("parent after=1 back=0x%lx\n", back);
 }

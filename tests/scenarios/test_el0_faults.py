@@ -1,7 +1,9 @@
 """Judge of scenario el0_faults (tests/scenarios/el0_faults.c, faults.S).
 
-Seven children each do one thing EL0 may not do; each prints where it
-will fault before doing it. A CPU-bound sibling and the parent go on.
+Seven children each do one thing EL0 may not do; each mallocs CHILD_PAGES
+pages and prints where it will fault before doing it. A CPU-bound sibling
+and the parent go on; the parent then mallocs and reports which of the
+children's malloc'd pages it got back.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ SCENARIO = "el0_faults"
 #: project rules only: the lesson's kernel hangs on any exception from EL0 but svc
 pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",), sets=("project",))
 KINDS = ["sysreg", "daif", "udf", "brk", "load", "sp", "pc"]
+CHILD_PAGES = 2  # EF_CHILD_PAGES: each child's malloc'd pages
+BACK_TRIES = 2 * len(KINDS) * (CHILD_PAGES + 1)  # EF_BACK_TRIES
 # Exception classes (ESR_EL1.EC) each kind may raise, and what it means.
 EC = {
     "sysreg": ({0x00, 0x18}, "a system-register access from EL0 (unknown reason 0x00 or "
@@ -119,8 +123,8 @@ def test_fault_frees_pages(t, kt):
         z = kt.zombie_of(t, pid)
         owned = pages.owned_by(pid, f)
         freed = [e.addr for e in kt.between(t, f, z) if isinstance(e, PFree) and e.pid == pid]
-        t.check(said["page"] in owned and len(owned) == 2, "scenario: the child owns its "
-                "stack and a malloc'd page when it faults", f,
+        t.check(said["page"] in owned and len(owned) == 1 + CHILD_PAGES, "scenario: the child "
+                f"owns its stack and {CHILD_PAGES} malloc'd pages when it faults", f,
                 detail=f"owned {[hex(p) for p in owned]}")
         t.check(freed == owned, "fault: a killed task's pages must all be freed, as exit "
                 "does (pfree of each, by ascending address, between the fault and task "
@@ -187,3 +191,29 @@ def test_el0_faulting_tasks_end(u, kt):
             continue
         u.check(not survived, f"fault: {EC[kind][1]} at EL0 must end the task (it must not "
                 "go on after the faulting instruction)", said.event, *[s.event for s in survived])
+
+
+@pytest.mark.rule(route="el0", needs=("test_el0_others_go_on",))
+def test_el0_killed_tasks_mallocd_pages_come_back(u, kt):
+    """Not only the stack: every page a child malloc'd before its fault is
+    free again once the fault killed it (the parent mallocs up to
+    BACK_TRIES times after the faults; its "back" mask has bit
+    k * CHILD_PAGES + i for page i of kind k). A child that went on past
+    its fault (MAY_SURVIVE_EL0) is not judged here."""
+    parent = [line for line in kt.tagged(u, "parent", 1) if "back" in line.values]
+    kt.need(parent, "the parent's report of the pages it got back (its 'parent after=' line)")
+    back = kt.u64(parent[0]["back"])
+    survived = {line.get("k") for line in kt.tagged(u, "survived")}
+    missing = []
+    for k, kind in enumerate(KINDS):
+        said = kt.first_tagged(u, f"f{k}")
+        kt.need(said, f"child {kind}'s report before its fault")
+        if k in survived:
+            continue
+        got = sum(back >> (k * CHILD_PAGES + i) & 1 for i in range(CHILD_PAGES))
+        if got != CHILD_PAGES:
+            missing.append(f"{kind} (page={said['page']:#x}): {got} of {CHILD_PAGES} back")
+    u.check(not missing, "fault: every page a killed task malloc'd goes back to the pool, "
+            "not only its stack, as exit does: the next mallocs return them again",
+            parent[0].event, detail=f"the killed children's malloc'd pages the parent got back "
+            f"within {BACK_TRIES} mallocs after the faults: {'; '.join(missing)}")

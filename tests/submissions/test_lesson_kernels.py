@@ -79,9 +79,15 @@ VARIANTS = [
     Case("el0_fault_hangs", {
         "tests/scenarios/test_el0_faults.py::test_el0_others_go_on":
             "a fault at EL0 must kill only the task that caused it"}),
+    # its kill path is exit_process too: a killed task's malloc'd pages stay taken as well
     Case("exit_keeps_malloc_pages", {
         "tests/scenarios/test_exit_zombie.py::test_el0_exited_mallocd_pages_come_back":
-            "every page the task malloc'd goes back to the pool"}),
+            "every page the task malloc'd goes back to the pool",
+        "tests/scenarios/test_el0_faults.py::test_el0_killed_tasks_mallocd_pages_come_back":
+            "every page a killed task malloc'd goes back to the pool"}),
+    Case("kill_frees_only_stack", {
+        "tests/scenarios/test_el0_faults.py::test_el0_killed_tasks_mallocd_pages_come_back":
+            "every page a killed task malloc'd goes back to the pool"}, first=True),
     Case("syscall_number_uses_all_of_x8", {
         "tests/scenarios/test_invalid_syscall.py::test_el0_only_w8_counts":
             "only w8 names the call"}, first=True),
