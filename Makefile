@@ -192,6 +192,7 @@ check: deps $(if $(KERNEL),,all)
 # kernel_old=1 path, -device loader, cores 1-3 parked).
 HEARTBEAT ?= 30
 test: deps all
+	@sh tools/ensure-deps.sh gdb   # the make gdb self-test runs too (tests/harness/test_harness_gdb.py)
 	@echo "make test: [1/2] harness self-tests, the suite, the broken-kernel proofs, grading (minutes)"
 	$(PYTHON) -m pytest tests $(PYTEST_JOBS) --heartbeat=$(HEARTBEAT) --junitxml=$(B)/junit.xml $(PYTEST_ARGS)
 	@echo "make test: [2/2] the suite once more, the bundled kernel entered at EL3"

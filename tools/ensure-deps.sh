@@ -3,7 +3,7 @@
 # test packages are here. As root, install what is missing with apt-get
 # (--no-install-recommends); otherwise say exactly what to install and fail.
 # Quiet when everything is present. Used by `make check`, `make test`, `make bench`;
-# `ensure-deps.sh gdb` (make gdb) also wants gdb-multiarch.
+# `ensure-deps.sh gdb` (make gdb, make test) also wants gdb-multiarch.
 set -u
 
 PY=/usr/bin/python3
@@ -24,7 +24,7 @@ want_py jinja2 python3-jinja2          # grading reports (harness/grade.py)
 [ -x "$PY" ] && "$PY" -c "import tomllib" >/dev/null 2>&1 || want_py tomli python3-tomli
 want_cmd bwrap bubblewrap              # sandboxed student builds (harness/port.py)
 want_cmd patch patch                   # the broken-kernel proofs
-[ "${1:-}" = gdb ] && want_cmd gdb-multiarch gdb-multiarch   # make gdb only
+[ "${1:-}" = gdb ] && want_cmd gdb-multiarch gdb-multiarch   # make gdb and make test only
 
 [ -z "$missing" ] && exit 0
 # The same package can be named twice (python3 missing means all of them).
