@@ -18,7 +18,8 @@
 #include "ulib.h"
 
 #define FA_LINES 5             /* progress lines a child prints */
-#define FA_TURNS 100000UL      /* additions a chunk (~0.3 M instructions) */
+#define FA_TURNS 100000UL      /* additions a chunk (~0.125 M instructions) */
+#define FA_UNROLL 8            /* additions a turn of fa_work's loop (FA_TURNS a multiple) */
 #define FA_MAX_CHUNKS 1000UL   /* bound for a kernel that never switches */
 #define FA_WAIT_MAX 50000000UL /* bound on a wait for child 0 (a kernel that never switches) */
 #define FA_RATE_TURNS 5000000UL /* u_spin turns timed in ticks: 10 M instructions, 10 ticks at 1 kHz, shift 0 */
@@ -27,13 +28,24 @@ static u64 fa_start[2], fa_step[2];
 static volatile unsigned long fa_chunks[2]; /* chunks each child has done */
 static volatile int fa_finished[2];
 
-/* x + turns * step, one add at a time (asm: the loop must really run). */
+/* x + turns * step, one add at a time (asm: the loop must really run);
+ * turns a multiple of FA_UNROLL. Eight adds a loop turn: QEMU's cost per
+ * guest instruction falls with the length of a loop's body. */
 static u64 fa_work(u64 x, u64 step, unsigned long turns)
 {
+    unsigned long loops = turns / FA_UNROLL;
+
     __asm__ volatile("1: add %0, %0, %2\n\t"
+                     "add %0, %0, %2\n\t"
+                     "add %0, %0, %2\n\t"
+                     "add %0, %0, %2\n\t"
+                     "add %0, %0, %2\n\t"
+                     "add %0, %0, %2\n\t"
+                     "add %0, %0, %2\n\t"
+                     "add %0, %0, %2\n\t"
                      "sub %1, %1, #1\n\t"
                      "cbnz %1, 1b"
-                     : "+r"(x), "+r"(turns)
+                     : "+r"(x), "+r"(loops)
                      : "r"(step));
     return x;
 }
