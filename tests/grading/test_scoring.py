@@ -136,7 +136,7 @@ def test_summary_has_percent_and_rule_set_and_ranks_by_percent(tmp_path: Path) -
     assert [r["name"] for r in rows] == ["lesson70", "markers90", "lesson35"]
     assert [(float(r["percent"]), float(r["max_score"]), r["rules"]) for r in rows] == [
         (100, 70, "lesson"), (90, 100, "project"), (50, 70, "lesson")]
-    assert RUBRIC.max_score("el0", "lesson") == 85 and RUBRIC.max_score("markers", "project") == 100
+    assert RUBRIC.max_score("el0", "lesson") == 82 and RUBRIC.max_score("markers", "project") == 100
 
 
 def test_rubric_matches_the_collected_judges() -> None:

@@ -21,8 +21,9 @@
 
 #define CE_MAX_FILL 20         /* chain links at most (a broken kernel) */
 #define CE_WAIT_MAX 50000000UL /* bound on any busy wait (a broken kernel) */
+#define CE_FLAG_TURN 4UL       /* a ce_wait_for turn is ~4 of a plain wait loop's */
 #define CE_RETRIES 2000UL      /* final clone attempts */
-#define CE_OUTLIVE_SPIN 2000000UL /* ~4 ticks: the table's last task outlives the parent */
+#define CE_OUTLIVE_POLLS 8UL   /* bound on the checks that the parent exited (~4 ticks) */
 #define CE_EXIT_POLLS 200UL    /* bound on the checks that an sp child exited (U_WAIT) */
 #define CE_POLL_SPIN 250000UL  /* u_spin turns between two such checks */
 
@@ -34,11 +35,22 @@ static volatile u64 ce_c1_page;     /* a page C1 owns, published by C1 */
 static volatile int ce_release;     /* the fillers may exit */
 static volatile int ce_full;        /* a filler's clone failed: table full */
 static volatile int ce_parent_done; /* the parent is about to exit */
+static volatile u64 ce_parent_page; /* a zeroed page the parent holds until it exits */
 static volatile int ce_done[CE_MAX_FILL + 1]; /* filler k is about to exit */
 static volatile u64 ce_stack[CE_MAX_FILL];    /* filler k's clone: stack */
 static volatile long ce_ret[CE_MAX_FILL];     /* filler k's clone: result */
 static volatile int ce_known[CE_MAX_FILL];    /* ce_stack/ce_ret[k] are set */
 static u64 ce_word;
+
+/* Spin until *flag is set or the bound (CE_WAIT_MAX plain turns) has
+ * passed. A turn holds a dozen nops: QEMU's cost per guest instruction
+ * falls with the length of a loop's body (the fillers spin most of the run). */
+static void ce_wait_for(const volatile int *flag)
+{
+    for (unsigned long w = 0; !*flag && w < U_WAIT(CE_WAIT_MAX / CE_FLAG_TURN); w++)
+        __asm__ volatile("nop\n\tnop\n\tnop\n\tnop\n\tnop\n\tnop\n\t"
+                         "nop\n\tnop\n\tnop\n\tnop\n\tnop\n\tnop" : : : "memory");
+}
 
 /* clone(stack) with the child running fn, reported as "c_<name>". */
 static long ce_try(const char *name, u64 stack, long (*fn)(unsigned long))
@@ -79,20 +91,19 @@ static long ce_never(unsigned long arg)
  * full table) until the fillers are released. */
 static long ce_c1(unsigned long arg)
 {
-    unsigned long w;
-
     (void)arg;
     ce_c1_page = (u64)u_malloc();
     u_printf("c1 page=0x%lx\n", ce_c1_page);
-    for (w = 0; !ce_release && w < U_WAIT(CE_WAIT_MAX); w++)
-        ;
+    ce_wait_for(&ce_release);
     return 0;
 }
 
 /* Filler k: clone filler k + 1 on a page of its own (the chain stops at
  * the first failure), then spin until released. The filler whose clone
  * failed, the task that filled the table, then outlives the parent: the
- * run's last task sits in the last slot the table had free. */
+ * run's last task sits in the last slot the table had free. It knows the
+ * parent has exited when writing the parent's last (zeroed) page stops
+ * returning 0 and gets -EFAULT: the page is free. */
 static long ce_filler(unsigned long k)
 {
     unsigned long w;
@@ -108,12 +119,11 @@ static long ce_filler(unsigned long k)
     }
     if (filled_it)
         ce_full = 1;
-    for (w = 0; !ce_release && w < U_WAIT(CE_WAIT_MAX); w++)
-        ;
+    ce_wait_for(&ce_release);
     if (filled_it) {
-        for (w = 0; !ce_parent_done && w < U_WAIT(CE_WAIT_MAX); w++)
-            ;
-        u_spin(CE_OUTLIVE_SPIN);
+        ce_wait_for(&ce_parent_done);
+        for (w = 0; w < CE_OUTLIVE_POLLS && u_write((const char *)ce_parent_page) != -EFAULT; w++)
+            u_spin(CE_POLL_SPIN);
         u_printf("outlive k=%lu\n", k);
     }
     ce_done[k] = 1;
@@ -217,5 +227,6 @@ USER_SCENARIO(clone_errors)
      * zombie made before the filling would be the slot that filler takes. */
     ce_try_sp("sp_top", (u64)u_malloc(), U_PAGE_SIZE);
     ce_try_sp("sp_below", (u64)u_malloc(), 0);
+    ce_parent_page = (u64)u_malloc();
     ce_parent_done = 1;
 }

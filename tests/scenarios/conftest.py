@@ -546,7 +546,7 @@ scenario_of = rule_scenario  #: the scenario a test judges (harness.rules.scenar
 #: fails regs_preserved before it garbles clone_twice). Scenarios not listed
 #: come after these, in file order.
 SUITE_ORDER = ("invalid_syscall", "regs_preserved", "write_checks", "malloc_exhaustion",
-               "clone_twice", "fairness", "exit_zombie", "clone_errors", "el0_faults", "demo")
+               "clone_twice", "fairness", "write_tick", "exit_zombie", "clone_errors", "el0_faults", "demo")
 
 
 def _suite_rank(item: pytest.Item) -> tuple[int, int]:

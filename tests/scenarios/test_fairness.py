@@ -2,9 +2,8 @@
 
 Two CPU-bound children of equal priority do chunks of additions; each
 prints its running value whenever it sees the other has progressed, five
-times; the parent exits after cloning. Then each child writes raw lines
-timed so that its slices end inside a write ("wrote k= lines= fill=" says
-how many): every one must come out whole.
+times; the parent exits after cloning. (A tick inside a write:
+test_write_tick.py.)
 """
 from __future__ import annotations
 
@@ -18,9 +17,6 @@ pytestmark = pytest.mark.rule(route="markers", needs=("test_root_rules",))
 LINES, TURNS = 5, 100000
 MIN_SWITCHES_IN = 3   # times each child must be switched in while both run
 MAX_TICKS_IN_A_ROW = 8  # ticks one child may take while the other waits
-LETTERS = 26  # fairness.c FA_LETTERS
-WHOLE_RULE = ("write: a string must come out in one piece: a tick during a write may not let "
-              "another task's output into it")
 
 
 @pytest.fixture
@@ -237,27 +233,6 @@ def test_time_slice_is_priority_ticks(t, kt):
                     detail=f"pid {pid} ran {n} ticks in this slice; its priority is {prio}")
 
 
-def raw_lines(seed, kt, k, wrote):
-    """The raw lines child k wrote ("raw <k> <i> " + its fill letter
-    `fill` times), as fairness.c makes them, given its "wrote" line."""
-    first = kt.draws(seed, 5)[4] % LETTERS
-    letter = chr(ord("a") + (first + k) % LETTERS)
-    return [f"raw {k} {i} " + letter * wrote["fill"] for i in range(wrote["lines"])]
-
-
-def test_writes_come_out_whole(t, kt):
-    """Each raw line is one write of its child and arrives whole, in order."""
-    for k, pid in enumerate(children(t, kt)):
-        wrote = kt.fact(t, pid, "wrote", "lines", "fill")
-        want = [(line + "\n").encode() for line in raw_lines(t.seed, kt, k, wrote)]
-        got = [o for o in t.outputs(pid) if o.data.startswith(b"raw ")]
-        bad = next((i for i, o in enumerate(got) if i >= len(want) or o.data != want[i]), None)
-        t.check(bad is None and len(got) == len(want), WHOLE_RULE,
-                *([got[bad]] if bad is not None else wrote.events),
-                detail=f"pid {pid} reported {len(want)} raw lines; {len(got)} writes of them came "
-                       + (f"out, write {bad} is not line {bad} whole" if bad is not None else "out"))
-
-
 def test_children_start_after_creation(t, kt):
     for pid in children(t, kt):
         new = kt.new_of(t, pid)
@@ -303,35 +278,3 @@ def test_el0_progress_interleaves(u, kt):
         u.check(y in order[xs[0]:xs[-1]], "scheduling: the progress of two CPU-bound tasks must "
                 "interleave (neither runs to the end before the other starts)", lines[xs[0]].event,
                 detail=f"child {y} printed nothing between child {x}'s first and last progress lines")
-
-
-def where_torn(text, head, line):
-    """Where console line `text`, which holds `head`, stops being `line`."""
-    start = text.index(head)
-    at = next((i for i, (a, b) in enumerate(zip(text[start:], line)) if a != b),
-              min(len(line), len(text) - start))
-    return (f"after {at} of its bytes come {text[start + at:start + at + 24]!r}... (a tick "
-            f"switched tasks inside the write)" if start + at < len(text) else
-            f"its line ends after {at} of its bytes (the rest came out later, after another "
-            f"task's output)")
-
-
-@pytest.mark.rule(route="el0", sets=("project",), needs=("test_el0_both_compute_correctly",), weight=2)
-def test_el0_writes_come_out_whole(u, kt):
-    """Each child's raw lines (fairness.c: their slices end inside a write)
-    appear as whole console lines: no other task's bytes inside one. Project
-    rules: the lesson's sys_write need not keep a string in one piece across
-    a tick (the course's does not)."""
-    console = {n.text for n in u.noise}
-    for k in range(2):
-        wrote = kt.first_tagged(u, "wrote", 2 + k)
-        kt.need(wrote is not None, f"child {k}'s write phase to end (test_el0_both_compute_correctly)")
-        for i, line in enumerate(raw_lines(u.seed, kt, k, wrote)):
-            if line in console:
-                continue
-            head = f"raw {k} {i} "
-            torn = [n for n in u.noise if head in n.text][:1]
-            u.fail(WHOLE_RULE, *(torn or [wrote.event]),
-                   detail=f"child {k}'s raw line {i} ({len(line)} bytes, its letter "
-                          f"{line[-1]!r}) never came out as one whole line"
-                          + (f": {where_torn(torn[0].text, head, line)}" if torn else ""))

@@ -269,7 +269,7 @@ def test_el0_seed_proof(u, kt):
 
 #: The EL0 scenarios that clone, and what their root rule weighs there.
 EL0_CLONING = {"clone_twice": 4, "exit_zombie": 3, "malloc_exhaustion": 1, "regs_preserved": 1,
-               "fairness": 1, "el0_faults": 1}
+               "fairness": 1, "write_tick": 1, "el0_faults": 1}
 
 
 @pytest.mark.parametrize("u", [pytest.param(s, marks=pytest.mark.rule(weight=w))

@@ -27,7 +27,7 @@ TIMEOUT_S = 300
 STALL_S = "1"  # the fixture ticks every 2 ms of guest time: 1 s of QEMU CPU is many ticks
 CLONE_ROOT = "tests/scenarios/test_invariants.py::test_el0_clones_work[{}]"  # one parametrized root
 CLONING = ["clone_twice", "el0_faults", "exit_zombie", "fairness", "malloc_exhaustion",
-           "regs_preserved"]
+           "regs_preserved", "write_tick"]
 WRITE_COUNT = "write: must return the number of bytes written"
 ENTERS = "tests/scenarios/test_invalid_syscall.py::test_el0_program_enters_on_its_own_stack"
 KEEPS = "tests/scenarios/test_invalid_syscall.py::test_el0_calls_keep_registers"
@@ -101,7 +101,7 @@ VARIANTS = [
         "tests/scenarios/test_invalid_syscall.py::test_el0_results_come_back_in_x0":
             "syscall: the result must come back in x0"}, first=True),
     Case("write_preemptible", {
-        "tests/scenarios/test_fairness.py::test_el0_writes_come_out_whole":
+        "tests/scenarios/test_write_tick.py::test_el0_writes_come_out_whole":
             "write: a string must come out in one piece"}, first=True),
     Case("kernel_exit_keeps_sp_el0", {ENTERS: "entry: the first task must enter EL0 with sp = the top "
                                                  "of its stack page"}, first=True),
