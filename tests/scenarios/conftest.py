@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import pytest
 
 from harness import abi
-from harness.abi import SYS_EXIT, SYS_MALLOC  # kt.SYS_*, kt.E*: every number, see __getattr__
+from harness.abi import SYS_CLONE, SYS_EXIT, SYS_MALLOC  # kt.SYS_*, kt.E*: every number, see __getattr__
 from harness.el0 import UAfterExit, UClone, UCloned, UError, UEvent, UExit  # noqa: F401 (kt.*)
 from harness.events import (AllExited, Event, Fault, Out, PAlloc, PFree, PMove, Switch, Sys, Task,
                             Tick, live_pids)
@@ -457,6 +457,16 @@ def new_of(t: Any, pid: int) -> Task | None:
 def children_of(t: Any, parent: int) -> list[int]:
     """Pids cloned by parent, in creation order."""
     return [e.pid for e in t.of(Task, state="new", reason="clone") if e.parent == parent]
+
+
+def two_children(t: Any) -> list[int]:
+    """The two children the first task cloned (fairness, malloc_race,
+    write_tick): checked, in creation order."""
+    parent = first_pid(t)
+    kids = children_of(t, parent)
+    t.check(len(kids) == 2, "clone: the parent's two clones must succeed",
+            *t.of(Sys, pid=parent, nr=SYS_CLONE), detail=f"children: {kids}")
+    return kids
 
 
 def first_pid(t: Any) -> int:

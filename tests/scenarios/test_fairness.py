@@ -24,14 +24,6 @@ def t(run_scenario, kt, request):
     return kt.marker_run(run_scenario, SCENARIO, request)
 
 
-def children(t, kt):
-    parent = kt.first_pid(t)
-    kids = kt.children_of(t, parent)
-    t.check(len(kids) == 2, "clone: the parent's two clones must succeed",
-            *t.of(Sys, pid=parent, nr=kt.SYS_CLONE), detail=f"children: {kids}")
-    return kids
-
-
 def both_running(t, kt, kids):
     """The events while both children are alive: from the second one's
     creation to the first one's exit."""
@@ -67,7 +59,7 @@ def test_tick_rate_is_the_announced_hz(t, kt):
 
 def test_both_compute_correctly(t, kt):
     d = kt.draws(t.seed, 4)
-    for k, pid in enumerate(children(t, kt)):
+    for k, pid in enumerate(kt.two_children(t)):
         start, step = d[2 * k], d[2 * k + 1]
         lines = kt.facts_lines(t, pid, "prog")
         t.check(len(lines) == LINES, "scheduling: a runnable task must get CPU time until "
@@ -83,7 +75,7 @@ def test_both_compute_correctly(t, kt):
 
 
 def test_both_are_switched_in_repeatedly(t, kt):
-    kids = children(t, kt)
+    kids = kt.two_children(t)
     window = both_running(t, kt, kids)
     for pid in kids:
         ins = [e for e in window if isinstance(e, Switch) and e.to == pid]
@@ -96,7 +88,7 @@ def test_both_are_switched_in_repeatedly(t, kt):
 
 
 def test_no_task_hogs_the_cpu(t, kt):
-    kids = children(t, kt)
+    kids = kt.two_children(t)
     run, last = 0, None
     for e in both_running(t, kt, kids):
         if isinstance(e, Switch):
@@ -111,7 +103,7 @@ def test_no_task_hogs_the_cpu(t, kt):
 
 
 def test_progress_interleaves(t, kt):
-    a, b = children(t, kt)
+    a, b = kt.two_children(t)
     order = [o.pid for o in t.of(Out) if o.pid in (a, b) and o.data.startswith(b"prog")]
     for x, y in ((a, b), (b, a)):
         xs = [i for i, p in enumerate(order) if p == x]
@@ -152,7 +144,7 @@ def test_switched_in_task_is_not_charged(t, kt):
     recharge), it runs that many ticks. Every slice short by the same
     count, a fresh child's first one too, is a tick charged at switch-in."""
     prio = priority(t, kt)
-    got = [(pid, n, began, ended) for pid in children(t, kt) for n, began, ended in slices(t, pid)]
+    got = [(pid, n, began, ended) for pid in kt.two_children(t) for n, began, ended in slices(t, pid)]
     lengths = {n for _, n, _, _ in got}
     if len(lengths) == 1 and len(got) > 2 and min(lengths) < prio:
         pid, n, began, ended = got[0]
@@ -206,7 +198,7 @@ def test_child_starts_with_a_fresh_slice(t, kt):
     """A new child's first slice is a whole one: `priority` ticks (it
     inherits its parent's priority, not what is left of its counter)."""
     prio = priority(t, kt)
-    for pid in children(t, kt):
+    for pid in kt.two_children(t):
         got = slices(t, pid)
         t.check(bool(got), "scheduling: a CPU-bound child must be preempted by a tick "
                 "(switch away right after its tick)", *kt.last_events_of(t, pid, 1),
@@ -225,7 +217,7 @@ def test_time_slice_is_priority_ticks(t, kt):
     """Counters run down one a tick and are recharged to counter / 2 +
     priority: a CPU-bound task preempted at zero always ran `priority` ticks."""
     prio = priority(t, kt)
-    for pid in children(t, kt):
+    for pid in kt.two_children(t):
         for n, began, ended in slices(t, pid)[1:]:
             t.check(n == prio, "scheduling: a time slice must last `priority` ticks (each "
                     "tick takes one from the counter; at zero every counter is recharged to "
@@ -234,7 +226,7 @@ def test_time_slice_is_priority_ticks(t, kt):
 
 
 def test_children_start_after_creation(t, kt):
-    for pid in children(t, kt):
+    for pid in kt.two_children(t):
         new = kt.new_of(t, pid)
         early = [e for e in t.before(new) if (isinstance(e, (Out, Sys, Tick)) and e.pid == pid)
                  or (isinstance(e, Switch) and e.to == pid)]

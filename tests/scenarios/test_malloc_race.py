@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.events import PAlloc, Switch, Sys
+from harness.events import PAlloc, Switch
 
 SCENARIO = "malloc_race"
 #: every judge of this file: its route and root (harness/rules.py)
@@ -20,14 +20,6 @@ MIN_TURNS = ROUNDS  # switches between the children while both malloc
 @pytest.fixture
 def t(run_scenario, kt, request):
     return kt.marker_run(run_scenario, SCENARIO, request)
-
-
-def children(t, kt):
-    parent = kt.first_pid(t)
-    kids = kt.children_of(t, parent)
-    t.check(len(kids) == 2, "clone: the parent's two clones must succeed",
-            *t.of(Sys, pid=parent, nr=kt.SYS_CLONE), detail=f"children: {kids}")
-    return kids
 
 
 @pytest.mark.rule(weight=3)
@@ -47,7 +39,7 @@ def test_mallocs_meet_at_slice_ends(t, kt):
     """The scenario's precondition: the children's malloc bursts alternate
     across time slices (a switch between them, each side having called
     malloc), so a switch can land inside one's malloc."""
-    a, b = children(t, kt)
+    a, b = kt.two_children(t)
     turns, last = 0, None
     for e in t.events:
         if isinstance(e, PAlloc) and e.pid in (a, b):

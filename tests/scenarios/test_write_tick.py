@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from harness.events import Sys
 
 SCENARIO = "write_tick"
 #: every judge of this file: its route and root (harness/rules.py); an EL0 judge says its own
@@ -23,14 +22,6 @@ def t(run_scenario, kt, request):
     return kt.marker_run(run_scenario, SCENARIO, request)
 
 
-def children(t, kt):
-    parent = kt.first_pid(t)
-    kids = kt.children_of(t, parent)
-    t.check(len(kids) == 2, "clone: the parent's two clones must succeed",
-            *t.of(Sys, pid=parent, nr=kt.SYS_CLONE), detail=f"children: {kids}")
-    return kids
-
-
 def raw_lines(seed, kt, k, wrote):
     """The raw lines child k wrote ("raw <k> <i> " + its fill letter
     `fill` times), as write_tick.c makes them, given its "wrote" line."""
@@ -41,7 +32,7 @@ def raw_lines(seed, kt, k, wrote):
 
 def test_writes_come_out_whole(t, kt):
     """Each raw line is one write of its child and arrives whole, in order."""
-    for k, pid in enumerate(children(t, kt)):
+    for k, pid in enumerate(kt.two_children(t)):
         wrote = kt.fact(t, pid, "wrote", "lines", "fill")
         want = [(line + "\n").encode() for line in raw_lines(t.seed, kt, k, wrote)]
         got = [o for o in t.outputs(pid) if o.data.startswith(b"raw ")]
