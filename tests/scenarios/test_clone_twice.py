@@ -297,7 +297,6 @@ def test_el0_parent_registers_survive(u, kt):
 @pytest.mark.rule(route="el0", needs=("test_el0_clone_returns_to_parent",))
 def test_el0_parent_continues(u, kt):
     _, _, _, nxt = expected(u.seed, kt)
-    got = kt.first_tagged(u, "parent", 1)
     nexts = [line for line in kt.tagged(u, "parent", 1) if "next" in line.values]
     cite, where = kt.where_stopped(u, 1)
     u.check(nexts and nexts[0]["next"] == nxt, "clone: the parent must go on after both clones "

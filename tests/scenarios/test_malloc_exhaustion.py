@@ -326,7 +326,7 @@ def test_el0_exhaustion_returns_exactly_minus_one(u, kt):
 
 @pytest.mark.rule(route="el0", needs=("test_el0_exhaustion_returns_exactly_minus_one",))
 def test_el0_keeps_returning_minus_one(u, kt):
-    got = el0_exhausted(u, kt)
+    el0_exhausted(u, kt)  # not applicable when the pool never ran out
     extra = 2 + kt.draws(u.seed, 1)[0] % 4
     again = kt.tagged(u, "again", 2)
     cite, where = kt.where_stopped(u, 2)
@@ -361,7 +361,7 @@ def test_el0_pages_are_zeroed(u, kt):
 @pytest.mark.rule(route="el0", needs=("test_el0_exhaustion_returns_exactly_minus_one",))
 def test_el0_still_writes_after_exhaustion(u, kt):
     """Precondition: exhaustion itself (a write with pages left proves nothing)."""
-    got = el0_exhausted(u, kt)
+    el0_exhausted(u, kt)  # not applicable when the pool never ran out
     lines = [line for line in kt.tagged(u, "child", 2) if "wrote" in line.values]
     cite, where = kt.where_stopped(u, 2)
     u.check(bool(lines), "malloc: the kernel must stay healthy after exhaustion (the task "
@@ -373,14 +373,14 @@ def test_el0_still_writes_after_exhaustion(u, kt):
 
 @pytest.mark.rule(route="el0", needs=("test_el0_exhaustion_returns_exactly_minus_one",))
 def test_el0_exited_pages_come_back(u, kt):
-    got = el0_exhausted(u, kt)
+    el0_exhausted(u, kt)  # not applicable when the pool never ran out
     clone = [line for line in kt.tagged(u, "child", 2) if "clone" in line.values]
     kt.need(clone, "C's clone of G after exhaustion (its 'child g_stack=' line)")
     if not 0 < clone[0]["clone"] < 1 << 31:
         kt.not_applicable("this kernel's clone failed with the pool empty (its task "
-                    "structs come from the pool: the project contract's 'clone never fails for "
-                    "want of memory' is judged from kernel markers only); exit_zombie judges that "
-                    "an exited task's pages come back")
+                          "structs come from the pool: the project contract's 'clone never fails for "
+                          "want of memory' is judged from kernel markers only); exit_zombie judges "
+                          "that an exited task's pages come back")
     pages = 2 + kt.draws(u.seed, 3)[2] % 3
     g = kt.merged(kt.tagged(u, "g", 3))
     got_pages = [kt.merged(kt.tagged(u, f"page{i}", 3)) for i in range(pages)]
