@@ -105,11 +105,14 @@ def test_forger_scores_zero_for_every_scenario_it_forged(graded) -> None:
     _, out, _ = graded
     r = results(out, "forger")
     assert r["score"] == 0
+    forged = set(re.findall(r"scenario=(\w+) seed=42", (ROOT / "fixtures" / "forger.patch").read_text()))
     for t in r["tests"]:
         # its lines carry seed 42's tags: the parser refuses the run (docs/protocol.md, "Line tags");
-        # a forger that re-tagged them would still fail the seed proof
-        assert t["score"] == 0 and ("belongs to another run" in t["output"] or "not written by this run" in t["output"]
-                                   or "seed proof" in t["output"]), t
+        # a forger that re-tagged them would still fail the seed proof; a scenario it holds no
+        # recording of (one added since) it cannot answer at all
+        why = (("belongs to another run", "not written by this run", "seed proof") if t["name"] in forged
+               else ("KernelSilent",))
+        assert t["score"] == 0 and any(w in t["output"] for w in why), t
 
 
 def test_unjudgeable_submissions_score_zero_with_the_reason(graded) -> None:

@@ -70,9 +70,9 @@ def test_score_line_is_grades_score_of_the_run(tmp_path: Path) -> None:
     (tmp_path / "junit.xml").write_text(JUNIT)
     line = _ScoreLine(tmp_path / "junit.xml", None).text(SimpleNamespace(stash={}))
     assert line is not None
-    m = re.match(r"rubric score: ([\d.]+)/10 \(rule set project; grading/rubric.toml; (\d+) scenario\(s\) not run",
+    m = re.match(r"rubric score: ([\d.]+)/7 \(rule set project; grading/rubric.toml; (\d+) scenario\(s\) not run",
                  line)
-    assert m and 0 < float(m.group(1)) < 10, line
+    assert m and 0 < float(m.group(1)) < 7, line
 
 
 @needs_qemu
