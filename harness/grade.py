@@ -410,16 +410,6 @@ def replay_command(sub: Submission, rules: str) -> str:
     return f"make check SUBMISSION={sub.path}{extra} PYTEST_ARGS=\"{args}\"{debug} SUBMISSION={sub.path}{entry}"
 
 
-def _scenario_of(testcase: ET.Element) -> tuple[str, str]:
-    """(scenario, test name) of one JUnit testcase."""
-    name = testcase.get("name", "")
-    module = testcase.get("classname", "").rsplit(".", 1)[-1]
-    m = re.fullmatch(r"(\w+)\[(\w+)\]", name)
-    if m:
-        return m.group(2), m.group(1)
-    return module.removeprefix("test_"), name
-
-
 _EXCEPTION = re.compile(r'(?:failed on \w+ with ")?([A-Za-z_][\w.]*)(?::|"|$)')
 
 
@@ -458,38 +448,69 @@ _OUTCOMES = {kt_rules.PASSED: "passed", kt_rules.FAILED: "failed", kt_rules.VERD
              kt_rules.NOT_JUDGED: "needs", kt_rules.NOT_APPLICABLE: NOT_APPLICABLE[0]}
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What one judge's run left for scoring: its test name (without a
+    parametrized scenario), its properties (harness/rules.py PROPS) and its
+    message (a failure's text, a skip's reason; "" when it passed)."""
+
+    test: str
+    props: dict[str, str]
+    message: str = ""
+
+
+def test_name(nodeid_or_name: str) -> str:
+    """A judge's test name, from a node id or a JUnit name:
+    ``tests/scenarios/test_x.py::test_y[fairness]`` gives ``test_y``."""
+    name = nodeid_or_name.rsplit("::", 1)[-1]
+    return name.split("[", 1)[0]
+
+
+def junit_judged(junit: Path) -> list[Judged]:
+    """Every testcase of a JUnit XML file, as scoring reads it."""
+    found = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        failure = case.find("failure") if case.find("failure") is not None else case.find("error")
+        skipped = case.find("skipped")
+        if failure is not None:
+            message = (failure.text or failure.get("message", "")).strip()
+        else:
+            message = skipped.get("message", "") if skipped is not None else ""
+        found.append(Judged(test_name(case.get("name", "")), _properties(case), message))
+    return found
+
+
 def score(junit: Path, rubric: Rubric, mode: str, rule_set: str) -> list[ScenarioResult]:
-    """Score one JUnit XML file with the rubric (module docstring of the
+    """Score one JUnit XML file with the rubric (score_judged)."""
+    return score_judged(junit_judged(junit), rubric, mode, rule_set)
+
+
+def score_judged(judged: list[Judged], rubric: Rubric, mode: str, rule_set: str) -> list[ScenarioResult]:
+    """Score judges' records with the rubric (module docstring of the
     rubric file), from each judge's properties (harness/rules.py): its
     scenario, weight and outcome class; a verdict's text. Messages are kept
     for the report only, as printable text (a console byte shows as ``\\xHH``)."""
     results = {name: ScenarioResult(name, 0.0, s.points) for name, s in rubric.scenarios.items()
                if rubric.judged(s, mode, rule_set)}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        props = _properties(case)
+    for case in judged:
+        props = case.props
         scenario, kind = props.get(kt_rules.PROPS["scenario"]), props.get(kt_rules.PROPS["outcome"])
         if scenario not in results or kind not in _OUTCOMES:
             continue
         result = results[scenario]
-        test = _scenario_of(case)[1]
         try:
             weight = float(props.get(kt_rules.PROPS["weight"], ""))
         except ValueError:
             weight = 1.0  # a judge always writes it; a hand-made file may not
-        failure = case.find("failure") if case.find("failure") is not None else case.find("error")
-        skipped = case.find("skipped")
-        if failure is not None:
-            message = printable_text((failure.text or failure.get("message", "")).strip())
-        else:
-            message = printable_text(skipped.get("message", "")) if skipped is not None else ""
-        result.rules.append(Rule(test, _OUTCOMES[kind], weight, message))
+        message = printable_text(case.message)
+        result.rules.append(Rule(case.test, _OUTCOMES[kind], weight, message))
         if kind == kt_rules.VERDICT and not result.verdict:
             result.verdict = props.get(kt_rules.PROPS["verdict"], "") or message.split("\n", 1)[0]
     for r in results.values():
-        judged = sum(rule.weight for rule in r.rules if rule.outcome not in NOT_APPLICABLE)
+        judged_weight = sum(rule.weight for rule in r.rules if rule.outcome not in NOT_APPLICABLE)
         passed = sum(rule.weight for rule in r.rules if rule.outcome == "passed")
-        r.points = 0.0 if r.verdict or judged == 0 else round(r.max_points * passed / judged, 2)
-        if judged == 0 and not r.verdict:
+        r.points = 0.0 if r.verdict or judged_weight == 0 else round(r.max_points * passed / judged_weight, 2)
+        if judged_weight == 0 and not r.verdict:
             r.verdict = "no rule of this scenario was judged"
     return sorted(results.values(), key=lambda r: r.name)
 
@@ -502,7 +523,7 @@ def junit_exceptions(junit: Path) -> list[str]:
             for failure in case.findall(tag):
                 text = harness_exception(failure.get("message", "") or failure.text or "")
                 if text is not None:
-                    found.append(f"{_scenario_of(case)[1]}: {text}")
+                    found.append(f"{test_name(case.get('name', ''))}: {text}")
     return found
 
 

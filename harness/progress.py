@@ -9,8 +9,9 @@ A pytest plugin (loaded by harness.plugin):
   test start and finish).
 - the rubric score line: a session that judged scenarios (``make check``,
   ``make check SUBMISSION=tree``) ends with the score ``grade`` gives that
-  run (just before pytest's last line, the counts), computed by grade.score from the session's JUnit XML (a temporary
-  one when no --junitxml was asked for), e.g.
+  run (just before pytest's last line, the counts), computed by
+  grade.score_judged from the judges' reports (the properties harness.rules
+  writes: the same ones grade reads from the JUnit XML), e.g.
   ``rubric score: 68.46/70 (rule set lesson; grading/rubric.toml)``.
 """
 
@@ -18,18 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from _pytest.junitxml import LogXML
+
+from .rules import PROPS
 
 #: config.stash keys
-_SCORE = pytest.StashKey["_ScoreLine"]()
 _BEAT = pytest.StashKey["Heartbeat"]()
 RUBRIC_NAME = "grading/rubric.toml"
 
@@ -101,30 +99,28 @@ def _terminal_fd(config: pytest.Config) -> int | None:
     return out if isinstance(out, int) else None
 
 
-class _QuietXML(LogXML):
-    """pytest's JUnit XML writer, for the score line only: it does not
-    announce the temporary file it writes."""
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        pass
-
-
 class _ScoreLine:
-    """Prints the rubric score of the session's scenarios at its end."""
+    """Prints the rubric score of the session's scenarios at its end, from
+    the judges' reports: each carries its rule's properties (harness/rules.py),
+    in a serial session and from xdist's workers alike."""
 
-    def __init__(self, junit: Path, scratch: Path | None) -> None:
-        self.junit = junit
-        self.scratch = scratch  #: our own temporary folder (removed at the end)
+    def __init__(self) -> None:
+        self.judged: dict[str, dict[str, str]] = {}  #: a judge's node id: its settled properties
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        if PROPS["outcome"] in props:
+            self.judged[report.nodeid] = props
 
     def text(self, config: pytest.Config) -> str | None:
-        if not self.junit.is_file():
-            return None
-        from .grade import DEFAULT_RUBRIC, load_rubric, score
+        from .grade import DEFAULT_RUBRIC, Judged, load_rubric, score_judged, test_name
         from .plugin import _SESSION
         session = config.stash.get(_SESSION, None)
         mode = getattr(session, "route", "markers")
         rules = getattr(session, "rules", "project")
-        scenarios = score(self.junit, load_rubric(DEFAULT_RUBRIC), mode, rules)
+        judged = [Judged(test_name(nodeid), props) for nodeid, props in self.judged.items()]
+        scenarios = score_judged(judged, load_rubric(DEFAULT_RUBRIC), mode, rules)
         run = [s for s in scenarios if s.rules]
         if not run:
             return None
@@ -138,9 +134,9 @@ class _ScoreLine:
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> Any:
-        """Around pytest's own summary (the JUnit XML is written by then): the
-        score comes after the short test summary, just before the last line
-        ("1 failed, 43 passed ... in 3.1s")."""
+        """After pytest's own summary sections: the score comes after the
+        short test summary, just before the last line ("1 failed, 43 passed
+        ... in 3.1s")."""
         yield
         try:
             text = self.text(config)
@@ -148,10 +144,6 @@ class _ScoreLine:
             text = f"rubric score: not computed ({type(e).__name__}: {e})"
         if text is not None:
             terminalreporter.write_line(text, bold=True)
-
-    def finish(self) -> None:
-        if self.scratch is not None:
-            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -166,24 +158,10 @@ def pytest_configure(config: pytest.Config) -> None:
         beat.thread.start()
     if config.getoption("no_score_line", False) or getattr(config.option, "collectonly", False):
         return
-    if getattr(config.option, "xmlpath", None):  # the session's own JUnit XML (make test, grade)
-        line = _ScoreLine(Path(config.option.xmlpath), None)
-    else:
-        scratch = Path(tempfile.mkdtemp(prefix="kt-score-"))
-        xml = _QuietXML(str(scratch / "junit.xml"), None, config.getini("junit_suite_name"), "no",
-                        config.getini("junit_duration_report"), config.getini("junit_family"),
-                        config.getini("junit_log_passing_tests"))
-        config.pluginmanager.register(xml, "kt-score-junitxml")
-        line = _ScoreLine(Path(xml.logfile), scratch)
-    config.stash[_SCORE] = line
-    config.pluginmanager.register(line, "kt-score-line")
+    config.pluginmanager.register(_ScoreLine(), "kt-score-line")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     beat = config.stash.get(_BEAT, None)
     if beat is not None:
         beat.stop.set()
-    line: Any = config.stash.get(_SCORE, None)
-    if line is not None:
-        line.finish()
-
