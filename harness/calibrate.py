@@ -23,13 +23,16 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from .el0 import UOut
 from .el0_runner import El0Config, run_el0
 from .errors import HarnessError, InfrastructureError
 from .qemu import MAX_SHIFT
+from .runner import RunConfig, boot_marker
 
 PROBE = "kt_tick"  #: the calibration program (kernel/user/kt/tick.c)
 PROBE_SHIFT = 5  #: 32 ns an instruction: a 1 ms slice is 31 k instructions, a 1 s one 31 M
@@ -81,21 +84,43 @@ def slice_ns(lines: list[bytes], shift: int = PROBE_SHIFT) -> int | None:
     return None
 
 
+T = TypeVar("T")
+
+
+def _boot_twice(boot: Callable[[], T]) -> T:
+    """``boot()``, once more if the machine cut it short (an
+    InfrastructureError: QEMU killed from outside); the second one's
+    errors are the caller's."""
+    try:
+        return boot()
+    except InfrastructureError:
+        return boot()
+
+
 def calibrate(cfg: El0Config, workdir: Path) -> Calibration:
     """Boot the kernel once with the probe and choose the shift (module
     docstring). A probe cut short by the machine is tried once more."""
     probe = replace(cfg, run=replace(cfg.run, icount_shift=PROBE_SHIFT, transcript_dir=None))
-    for attempt in range(2):
-        try:
-            t = run_el0(probe, PROBE, PROBE_SEED, workdir)
-        except InfrastructureError as e:
-            if attempt == 0:
-                continue
-            return Calibration(FALLBACK_SHIFT, why=f"the probe was cut short twice: {e.summary}")
-        except HarnessError as e:
-            return Calibration(FALLBACK_SHIFT, why=str(e))
-        measured = slice_ns([e.data for e in t.events if isinstance(e, UOut)])
-        if measured is None:
-            return Calibration(FALLBACK_SHIFT, why=f"no slice measured; the probe ended {t.ending}")
-        return Calibration(shift_for(measured), measured)
-    raise AssertionError("unreachable")
+    try:
+        t = _boot_twice(lambda: run_el0(probe, PROBE, PROBE_SEED, workdir))
+    except InfrastructureError as e:
+        return Calibration(FALLBACK_SHIFT, why=f"the probe was cut short twice: {e.summary}")
+    except HarnessError as e:
+        return Calibration(FALLBACK_SHIFT, why=str(e))
+    measured = slice_ns([e.data for e in t.events if isinstance(e, UOut)])
+    if measured is None:
+        return Calibration(FALLBACK_SHIFT, why=f"no slice measured; the probe ended {t.ending}")
+    return Calibration(shift_for(measured), measured)
+
+
+def calibrate_markers(cfg: RunConfig) -> Calibration | None:
+    """The shift of a kernel that speaks the marker protocol, from what its
+    boot marker announces (``announced``), read by one boot to ``ready``
+    (tried once more if cut short from outside). None when the kernel
+    announces nothing: it keeps the default, and each scenario's run then
+    says why it cannot be judged."""
+    try:
+        boot = _boot_twice(lambda: boot_marker(cfg))
+    except HarnessError:  # silent, dead, no ready marker, cut short twice
+        return None
+    return None if boot is None else announced(boot.hz, boot.priority)

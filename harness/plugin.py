@@ -24,7 +24,7 @@ from _pytest._code.code import ExceptionInfo, ReprFileLocation
 
 from .boot import BOOTS
 from .build import ensure_built
-from .errors import HarnessError, ImageError, InfrastructureError
+from .errors import HarnessError, ImageError
 from .image import CONSOLES, inspect_image
 from .judge import RuleBroken
 from . import rules as kt_rules
@@ -32,14 +32,14 @@ from .rules import RuleError, RuleFacts
 from .prng import parse_seed
 from .qemu import DEFAULT_QEMU, MAX_SHIFT
 from .el0 import MARKER_ONLY, El0Transcript
-from .calibrate import announced, calibrate
+from .calibrate import calibrate, calibrate_markers
 from .el0_runner import El0Config, run_el0
 from .errors import KernelSilent
 from .jail import own_image, unavailable
 from .handin import resolve_folder
 from .port import ENTRY, SYMBOL, PortError, port_tree
 from .text import printable
-from .runner import (DEFAULT_KERNEL, boot_marker, TRANSCRIPT_DIR, RunConfig, choose_boot, choose_console,
+from .runner import (DEFAULT_KERNEL, TRANSCRIPT_DIR, RunConfig, choose_boot, choose_console,
                      parse_seconds, run_scenario)
 from .transcript import Transcript
 
@@ -317,28 +317,10 @@ def _make_session(config: pytest.Config) -> _Session:
     elif workerinput is not None:
         session.set_shift(workerinput[_WORKER_SHIFT], "from the xdist controller")
     elif values["kt_kernel"] is not None and cfg.deterministic:
-        _calibrate_markers(session)
+        found = calibrate_markers(session.cfg)  # a --kernel's tick rate, from its boot marker
+        if found is not None:
+            session.set_shift(found.shift, found.describe())
     return session
-
-
-def _calibrate_markers(session: _Session) -> None:
-    """A marker kernel named by --kernel: one boot reads the tick rate and
-    slice its boot marker announces, and the -icount shift follows
-    (harness.calibrate.announced). A boot cut from outside is tried once
-    more, as harness.calibrate does. A kernel that announces nothing keeps
-    the default shift: each scenario's run then says why it cannot be judged."""
-    boot = None
-    for attempt in range(2):
-        try:
-            boot = boot_marker(session.cfg)
-        except InfrastructureError:
-            continue
-        except HarnessError:  # silent, dead, no ready marker
-            pass
-        break
-    if boot is not None:
-        found = announced(boot.hz, boot.priority)
-        session.set_shift(found.shift, found.describe())
 
 
 def _check_jail(values: dict[str, Any], kernel: Path, unsafe: bool) -> None:
