@@ -59,6 +59,7 @@ except ModuleNotFoundError:  # Python 3.10 (Ubuntu 22.04): tomli is the same rea
 
 from . import gradebook, jail, preflight
 from . import rules as kt_rules
+from .el0 import MARKER_ONLY
 from .errors import HarnessError, InfrastructureError
 from .handin import HANDIN_FOLDER, resolve, unique_names, visible
 from .image import inspect_image
@@ -145,7 +146,7 @@ def load_rubric(path: Path) -> Rubric:
                              f"on its judge now (@pytest.mark.rule(weight=...), harness/rules.py)")
         try:
             points = float(entry["points"])
-            modes = tuple(entry.get("modes", ["markers", "el0"]))
+            modes = tuple(entry.get("modes", ["markers"] if name in MARKER_ONLY else ["markers", "el0"]))
             rule_sets = tuple(entry.get("rule_sets", ["project", "lesson"]))
         except (KeyError, TypeError, ValueError) as e:
             raise GradeError(f"--rubric {path}: scenario {name}: {e!r}") from None
