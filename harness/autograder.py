@@ -130,8 +130,9 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-_HEAD = {"failed": "broken", "error": "broken", "needs": "not judged", "not_applicable": "not applicable",
-         "passed": "passed"}
+def _head(rule: grade.Rule) -> str:
+    """A rule's list, as a student reads it: broken, not judged, not applicable, passed."""
+    return rule.kind.replace("_", " ")
 
 
 def scenario_note(s: grade.ScenarioResult) -> str:
@@ -180,8 +181,8 @@ def scenario_markdown(s: grade.ScenarioResult) -> str:
     parts = [f"**verdict:** {printable(s.verdict, 500)}"] if s.verdict else []
     for r in s.rules:
         if r.outcome != "passed":
-            parts.append(f"**{_HEAD[r.outcome]}:** `{r.test}`\n\n{_fence(r.message)}" if r.message
-                         else f"**{_HEAD[r.outcome]}:** `{r.test}`")
+            parts.append(f"**{_head(r)}:** `{r.test}`\n\n{_fence(r.message)}" if r.message
+                         else f"**{_head(r)}:** `{r.test}`")
     return "\n\n".join(parts) or "every rule passed"
 
 
@@ -213,7 +214,7 @@ def table_text(g: grade.Graded) -> str:
             out.append(f"      verdict: {printable(s.verdict, 300)}")
         for r in s.rules:
             if r.outcome != "passed":
-                out.append(f"      {_HEAD[r.outcome]}: {r.test}: {printable(_first_line(r.message), 300)}")
+                out.append(f"      {_head(r)}: {r.test}: {printable(_first_line(r.message), 300)}")
     out.append(f"  {'total':<20} {g.score:>7g} {g.max_score:>4g}")
     return "\n".join(out)
 

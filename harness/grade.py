@@ -306,14 +306,28 @@ class Submission:
     settings: RunSettings = RunSettings()  #: what its child pytest is given (and its replay)
 
 
+#: Rule.outcome -> the list a report shows it in (harness.insight counts them the same way):
+#: the kernel broke it, a rule it needs did not hold, it was out of reach in this run
+#: (counts neither way), or it passed.
+LIST_OF = {"failed": "broken", "error": "broken", "needs": "not_judged",
+           "not_applicable": "not_applicable", "passed": "passed"}
+LISTS = ("broken", "not_judged", "not_applicable")  #: the lists a student reads, in order
+_OUTCOME_OF_LIST = {"broken": "failed", "not_judged": "needs", "not_applicable": "not_applicable"}
+
+
 @dataclass
 class Rule:
     """One judged rule (a test) of a submission."""
 
     test: str
-    outcome: str  #: passed, failed, needs (a rule it needs failed), error, not_applicable (counts neither way)
+    outcome: str  #: a key of LIST_OF
     weight: float
     message: str = ""
+
+    @property
+    def kind(self) -> str:
+        """Its list: broken, not_judged, not_applicable or passed (LIST_OF)."""
+        return LIST_OF.get(self.outcome, "broken")
 
 
 @dataclass
@@ -438,15 +452,10 @@ def _properties(case: ET.Element) -> dict[str, str]:
     return found
 
 
-BROKEN = ("failed", "error")  #: the kernel broke the rule
-NOT_JUDGED = ("needs",)  #: skipped: what the rule needs (a root rule) did not hold
-NOT_APPLICABLE = ("not_applicable",)  #: out of reach in this run: neither passed nor failed
-
-
 #: A judge's outcome class (its kt_outcome property) -> Rule.outcome; a rule
 #: that does not apply is kept for the report's third list and counts neither way.
 _OUTCOMES = {kt_rules.PASSED: "passed", kt_rules.FAILED: "failed", kt_rules.VERDICT: "failed",
-             kt_rules.NOT_JUDGED: "needs", kt_rules.NOT_APPLICABLE: NOT_APPLICABLE[0]}
+             kt_rules.NOT_JUDGED: "needs", kt_rules.NOT_APPLICABLE: "not_applicable"}
 
 
 @dataclass(frozen=True)
@@ -508,8 +517,8 @@ def score_judged(judged: list[Judged], rubric: Rubric, mode: str, rule_set: str)
         if kind == kt_rules.VERDICT and not result.verdict:
             result.verdict = props.get(kt_rules.PROPS["verdict"], "") or message.split("\n", 1)[0]
     for r in results.values():
-        judged_weight = sum(rule.weight for rule in r.rules if rule.outcome not in NOT_APPLICABLE)
-        passed = sum(rule.weight for rule in r.rules if rule.outcome == "passed")
+        judged_weight = sum(rule.weight for rule in r.rules if rule.kind != "not_applicable")
+        passed = sum(rule.weight for rule in r.rules if rule.kind == "passed")
         r.points = 0.0 if r.verdict or judged_weight == 0 else round(r.max_points * passed / judged_weight, 2)
         if judged_weight == 0 and not r.verdict:
             r.verdict = "no rule of this scenario was judged"
@@ -598,8 +607,6 @@ def check_space(out: Path, where: Path) -> None:
         probe.unlink(missing_ok=True)
 
 
-#: Rule.outcome values, in the three lists a student reads (a "passed" rule is in none)
-_HEADS = {"broken": "BROKEN", "not_judged": "NOT JUDGED", "not_applicable": "NOT APPLICABLE"}
 YOUR_TREE = "path/to/your/tree"  #: what a replay command names the student's tree as
 YOUR_IMAGE = "path/to/your/kernel8.img"
 
@@ -607,9 +614,7 @@ YOUR_IMAGE = "path/to/your/kernel8.img"
 def rule_lists(s: ScenarioResult) -> dict[str, list[Rule]]:
     """A scenario's rules that did not pass, as the three lists of a report:
     broken, not judged (with what they needed), not applicable."""
-    return {"broken": [r for r in s.rules if r.outcome in BROKEN],
-            "not_judged": [r for r in s.rules if r.outcome in NOT_JUDGED],
-            "not_applicable": [r for r in s.rules if r.outcome in NOT_APPLICABLE]}
+    return {kind: [r for r in s.rules if r.kind == kind] for kind in LISTS}
 
 
 def student_replay(sub: Submission, rules: str) -> str:
@@ -640,10 +645,9 @@ def student_text(text: str, sub: Submission) -> str:
 
 def _rule_text(rule: Rule, sub: Submission | None = None) -> str:
     """One rule as the text of a results.json test: its list's head, its name, its message."""
-    kind = next((k for k, group in (("broken", BROKEN), ("not_judged", NOT_JUDGED),
-                                    ("not_applicable", NOT_APPLICABLE)) if rule.outcome in group), "")
     message = rule.message if sub is None else student_text(rule.message, sub)
-    return f"{_HEADS.get(kind, rule.outcome)} {rule.test}\n{message}".rstrip()
+    head = "passed" if rule.kind == "passed" else rule.kind.replace("_", " ").upper()  # BROKEN, NOT JUDGED...
+    return f"{head} {rule.test}\n{message}".rstrip()
 
 
 def problem_text(g: Graded) -> str:
@@ -816,15 +820,12 @@ def load_graded(sub: Submission, out: Path, rules: str) -> Graded | None:
     return Graded(sub, rules, scenarios, kt.get("problem", ""))
 
 
-_LIST_OUTCOME = {"broken": BROKEN[0], "not_judged": NOT_JUDGED[0], "not_applicable": NOT_APPLICABLE[0]}
-
-
 def _restored(lists: object) -> list[Rule]:
     """The rules a finished results.json names (extra_data.kt.rule_lists),
     without their messages or weights: what the class page counts."""
     if not isinstance(lists, dict):
         return []
-    return [Rule(test, outcome, 0.0) for key, outcome in _LIST_OUTCOME.items()
+    return [Rule(test, outcome, 0.0) for key, outcome in _OUTCOME_OF_LIST.items()
             for test in lists.get(key, []) if isinstance(test, str)]
 
 

@@ -6,9 +6,8 @@ rule how many students broke it (and who), the submissions not judged with
 their cause, and the run's settings. The histogram is inline SVG drawn
 here (no script, no network): the page opens offline.
 
-Outcomes read from each Rule (harness.grade): "failed" and "error" are
-broken, "needs" not judged, "not_applicable" not applicable, "passed"
-passed (grade.BROKEN, NOT_JUDGED, NOT_APPLICABLE).
+Each rule is counted in its list, grade.Rule.kind: broken, not judged,
+not applicable or passed.
 """
 
 from __future__ import annotations
@@ -94,7 +93,6 @@ def histogram(graded: Iterable[Graded]) -> tuple[Bin, ...]:
 def rule_rows(graded: Iterable[Graded]) -> tuple[RuleRow, ...]:
     """Every rule judged in the class, the most broken first. A submission
     that could not be judged at all is in none of them (it is in unjudged)."""
-    from .grade import BROKEN, NOT_APPLICABLE, NOT_JUDGED
     lists: dict[tuple[str, str], dict[str, list[str]]] = {}
     for g in graded:
         if g.not_graded or g.problem:
@@ -103,9 +101,7 @@ def rule_rows(graded: Iterable[Graded]) -> tuple[RuleRow, ...]:
             for r in s.rules:
                 row = lists.setdefault((s.name, r.test), {"broken": [], "not_judged": [],
                                                           "not_applicable": [], "passed": []})
-                key = ("broken" if r.outcome in BROKEN else "not_judged" if r.outcome in NOT_JUDGED
-                       else "not_applicable" if r.outcome in NOT_APPLICABLE else "passed")
-                row[key].append(g.sub.name)
+                row[r.kind].append(g.sub.name)
     rows = [RuleRow(scenario, test, tuple(sorted(v["broken"])), tuple(sorted(v["not_judged"])),
                     tuple(sorted(v["not_applicable"])), len(v["passed"]))
             for (scenario, test), v in lists.items()]
