@@ -10,8 +10,9 @@ What boots is the run ``make check`` boots for that scenario and seed: the
 same image (a --submission tree ported as the suite ports it, harness.port,
 into the same build/port/<name>; its scenario and seed patched in,
 harness.el0), and harness.qemu's command line for it (the boot mode of
-harness.boot, -icount with the shift the session uses: 0 for a kernel with
-markers, else the calibrated one, harness.calibrate), plus ``-S``: every
+harness.boot, -icount with the shift the session uses: 0 for the bundled
+kernel, else the one harness.calibrate chooses: from a --kernel's boot
+marker, or measured for a --submission), plus ``-S``: every
 core waits for gdb at its first instruction.
 
 The stub listens on a unix socket (or a 127.0.0.1 tcp port) that the
@@ -50,9 +51,9 @@ from .errors import HarnessError
 from .events import Ready
 from .prng import parse_seed
 from .qemu import DEFAULT_QEMU, DEFAULT_SHIFT, MAX_SHIFT, _die_with_parent, find_qemu, qemu_argv
+from .runner import DEFAULT_KERNEL
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_KERNEL = "build/kernel8-test.img"
 CONSOLE_DIR = "build/gdb"  #: where the console of a gdb run is written
 GDB = "gdb-multiarch"  #: Debian's gdb for every architecture
 APT_GDB = "apt-get install --no-install-recommends gdb-multiarch"
@@ -114,6 +115,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _marker_target(args: argparse.Namespace, seed: int) -> Target:
+    from .calibrate import calibrate_markers
     from .image import inspect_image
     from .runner import RunConfig, check_request, choose_console
     kernel = args.kernel
@@ -121,9 +123,13 @@ def _marker_target(args: argparse.Namespace, seed: int) -> Target:
         kernel = ROOT / DEFAULT_KERNEL
         ensure_built(kernel, [DEFAULT_KERNEL], ROOT)
     check_request(args.scenario, seed)
-    info = inspect_image(kernel)
-    console = choose_console(RunConfig(kernel=kernel), info)[0]
-    shift = DEFAULT_SHIFT if args.icount_shift is None else args.icount_shift
+    cfg = RunConfig(kernel=kernel, qemu=args.qemu, boot=args.boot,
+                    jail="unsafe" if args.unsafe_no_sandbox else "auto")
+    console = choose_console(cfg, inspect_image(kernel))[0]
+    shift = args.icount_shift
+    if shift is None:  # as make check chooses it: a --kernel's from its boot marker (harness.calibrate)
+        found = None if args.kernel is None else calibrate_markers(cfg)
+        shift = DEFAULT_SHIFT if found is None else found.shift
     return Target(kernel, kernel, _elf_of(kernel), boot_mode(kernel, args.boot), console, shift,
                   f"run {args.scenario} {seed}", args.scenario, seed)
 
