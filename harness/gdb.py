@@ -50,7 +50,7 @@ from .build import ensure_built
 from .errors import HarnessError
 from .events import Ready
 from .prng import parse_seed
-from .qemu import DEFAULT_QEMU, DEFAULT_SHIFT, MAX_SHIFT, _die_with_parent, find_qemu, qemu_argv
+from .qemu import DEFAULT_QEMU, DEFAULT_SHIFT, MAX_SHIFT, die_with_parent, find_qemu, qemu_argv
 from .runner import DEFAULT_KERNEL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,7 +292,7 @@ def debug(target: Target, args: argparse.Namespace, sockdir: Path) -> int:
         command = _jail.qemu_command(argv)
         argv, then = command.argv, _jail.preexec(os.getpid(), command.opens)
     else:
-        then = _die_with_parent(os.getpid())
+        then = die_with_parent(os.getpid())
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 close_fds=False, start_new_session=True,

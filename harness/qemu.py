@@ -144,7 +144,7 @@ def find_qemu(qemu: str) -> str:
     return found
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
+def die_with_parent(parent: int) -> Callable[[], None]:
     """A preexec_fn: the child gets SIGKILL when ``parent`` dies."""
     def preexec() -> None:
         if _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
@@ -287,7 +287,7 @@ class Qemu:
             jailed = _jail.qemu_command(self.argv)
             argv, preexec = jailed.argv, _jail.preexec(os.getpid(), jailed.opens)
         else:
-            argv, preexec = self.argv, _die_with_parent(os.getpid())
+            argv, preexec = self.argv, die_with_parent(os.getpid())
         child = _Child(argv, preexec)
         self._child, self.pid = child, child.pid
         if self.jail:
