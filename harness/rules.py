@@ -141,6 +141,7 @@ def scenario_of(item: pytest.Item) -> str | None:
 
 
 def _skip(kind: str, text: str) -> NoReturn:
+    __tracebackhide__ = True  # a skip's report names the judge, not this line
     exc = Skipped(text, pytrace=False)  # a plain Skipped: pytest shows only the text
     setattr(exc, _KIND, kind)
     raise exc
