@@ -67,8 +67,8 @@ VARIANTS = [
     Case("write_returns_nothing", {
         "tests/scenarios/test_invalid_syscall.py::test_el0_only_w8_counts": WRITE_COUNT,
         "tests/scenarios/test_invalid_syscall.py::test_el0_task_goes_on": WRITE_COUNT,
-        "tests/scenarios/test_malloc_exhaustion.py::test_el0_still_writes_after_exhaustion": WRITE_COUNT,
-        "tests/scenarios/test_regs_preserved.py::test_el0_write_keeps_registers": WRITE_COUNT}),
+        "tests/scenarios/test_malloc_exhaustion.py::test_el0_write_after_exhaustion_returns_its_count": WRITE_COUNT,
+        "tests/scenarios/test_regs_preserved.py::test_el0_write_returns_its_count": WRITE_COUNT}),
     Case("malloc_not_zeroed", {
         "tests/scenarios/test_exit_zombie.py::test_el0_reused_pages_are_zeroed":
             "a page freed by an exited task must be zeroed"}),
