@@ -459,7 +459,7 @@ _OUTCOMES = {kt_rules.PASSED: "passed", kt_rules.FAILED: "failed", kt_rules.VERD
 
 
 @dataclass(frozen=True)
-class Judged:
+class JudgeRecord:
     """What one judge's run left for scoring: its test name (without a
     parametrized scenario), its properties (harness/rules.py PROPS) and its
     message (a failure's text, a skip's reason; "" when it passed)."""
@@ -476,7 +476,7 @@ def test_name(nodeid_or_name: str) -> str:
     return name.split("[", 1)[0]
 
 
-def junit_judged(junit: Path) -> list[Judged]:
+def junit_records(junit: Path) -> list[JudgeRecord]:
     """Every testcase of a JUnit XML file, as scoring reads it."""
     found = []
     for case in ET.parse(junit).getroot().iter("testcase"):
@@ -486,16 +486,16 @@ def junit_judged(junit: Path) -> list[Judged]:
             message = (failure.text or failure.get("message", "")).strip()
         else:
             message = skipped.get("message", "") if skipped is not None else ""
-        found.append(Judged(test_name(case.get("name", "")), _properties(case), message))
+        found.append(JudgeRecord(test_name(case.get("name", "")), _properties(case), message))
     return found
 
 
 def score(junit: Path, rubric: Rubric, mode: str, rule_set: str) -> list[ScenarioResult]:
-    """Score one JUnit XML file with the rubric (score_judged)."""
-    return score_judged(junit_judged(junit), rubric, mode, rule_set)
+    """Score one JUnit XML file with the rubric (score_records)."""
+    return score_records(junit_records(junit), rubric, mode, rule_set)
 
 
-def score_judged(judged: list[Judged], rubric: Rubric, mode: str, rule_set: str) -> list[ScenarioResult]:
+def score_records(judged: list[JudgeRecord], rubric: Rubric, mode: str, rule_set: str) -> list[ScenarioResult]:
     """Score judges' records with the rubric (module docstring of the
     rubric file), from each judge's properties (harness/rules.py): its
     scenario, weight and outcome class; a verdict's text. Messages are kept

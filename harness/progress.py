@@ -10,7 +10,7 @@ A pytest plugin (loaded by harness.plugin):
 - the rubric score line: a session that judged scenarios (``make check``,
   ``make check SUBMISSION=tree``) ends with the score ``grade`` gives that
   run (just before pytest's last line, the counts), computed by
-  grade.score_judged from the judges' reports (the properties harness.rules
+  grade.score_records from the judges' reports (the properties harness.rules
   writes: the same ones grade reads from the JUnit XML), e.g.
   ``rubric score: 68.46/70 (rule set lesson; grading/rubric.toml)``.
 """
@@ -114,13 +114,13 @@ class _ScoreLine:
             self.judged[report.nodeid] = props
 
     def text(self, config: pytest.Config) -> str | None:
-        from .grade import DEFAULT_RUBRIC, Judged, load_rubric, score_judged, test_name
+        from .grade import DEFAULT_RUBRIC, JudgeRecord, load_rubric, score_records, test_name
         from .plugin import _SESSION
         session = config.stash.get(_SESSION, None)
         mode = getattr(session, "route", "markers")
         rules = getattr(session, "rules", "project")
-        judged = [Judged(test_name(nodeid), props) for nodeid, props in self.judged.items()]
-        scenarios = score_judged(judged, load_rubric(DEFAULT_RUBRIC), mode, rules)
+        judged = [JudgeRecord(test_name(nodeid), props) for nodeid, props in self.judged.items()]
+        scenarios = score_records(judged, load_rubric(DEFAULT_RUBRIC), mode, rules)
         run = [s for s in scenarios if s.rules]
         if not run:
             return None

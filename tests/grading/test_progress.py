@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.grade import junit_judged
+from harness.grade import junit_records
 from harness.progress import _ScoreLine
 from harness.ticker import Ticker
 
@@ -70,7 +70,7 @@ JUNIT = """<testsuites><testsuite>
 def test_score_line_is_grades_score_of_the_run(tmp_path: Path) -> None:
     (tmp_path / "junit.xml").write_text(JUNIT)
     score_line = _ScoreLine()
-    score_line.judged = {j.test: j.props for j in junit_judged(tmp_path / "junit.xml")}
+    score_line.judged = {j.test: j.props for j in junit_records(tmp_path / "junit.xml")}
     line = score_line.text(SimpleNamespace(stash={}))
     assert line is not None
     m = re.match(r"rubric score: ([\d.]+)/7 \(rule set project; grading/rubric.toml; (\d+) scenario\(s\) not run",
